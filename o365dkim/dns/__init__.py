@@ -1,0 +1,1 @@
+"""DNS: the provider interface, the built-in providers and the propagation check."""

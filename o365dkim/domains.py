@@ -1,0 +1,78 @@
+"""Validation and normalisation of domain names given by users."""
+
+from __future__ import annotations
+
+import re
+
+import dns.name
+
+from o365dkim.errors import InvalidInputError
+
+_MAX_LABEL = 63
+_MAX_NAME = 253
+# LDH rule (RFC 1123 section 2.1) on the IDNA (A-label) form of each label.
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SELECTORS = ("selector1", "selector2")
+
+
+def normalize_domain(value: str) -> str:
+    """Return the lower-case IDNA form of a user-supplied domain, or raise InvalidInputError.
+
+    Uppercase and one final dot are accepted; Unicode names become their A-label form.
+    Spaces, shell or PowerShell metacharacters, empty labels and labels over 63
+    characters are rejected with a message naming the value and the rule.
+    """
+    shown = repr(value)
+    if value is None or value.strip() == "":
+        raise InvalidInputError("Invalid domain '': the name is empty. Give a domain such as contoso.com.")
+    if value != value.strip() or any(ch.isspace() for ch in value):
+        raise InvalidInputError(f"Invalid domain {shown}: spaces are not allowed in a domain name.")
+
+    name = value[:-1] if value.endswith(".") else value
+    ascii_name = _to_ascii(name, shown)
+    labels = ascii_name.split(".")
+    if len(labels) < 2:
+        raise InvalidInputError(
+            f"Invalid domain {shown}: a mail domain needs at least two labels, such as contoso.com."
+        )
+    for label in labels:
+        _check_label(label, shown)
+    if len(ascii_name) > _MAX_NAME:
+        raise InvalidInputError(
+            f"Invalid domain {shown}: the name is {len(ascii_name)} characters, over the "
+            f"limit of {_MAX_NAME}."
+        )
+    return ascii_name
+
+
+def selector_hosts(domain: str) -> tuple[str, str]:
+    """Return the two DKIM selector host names that Microsoft 365 uses for a domain."""
+    return (f"{_SELECTORS[0]}._domainkey.{domain}", f"{_SELECTORS[1]}._domainkey.{domain}")
+
+
+def _to_ascii(name: str, shown: str) -> str:
+    if name.isascii():
+        return name.lower()
+    try:
+        return dns.name.from_unicode(name).to_text(omit_final_dot=True).lower()
+    except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel) as err:
+        raise InvalidInputError(f"Invalid domain {shown}: {err}") from err
+    except Exception as err:  # the IDNA codec raises several unrelated types
+        raise InvalidInputError(
+            f"Invalid domain {shown}: it cannot be converted to IDNA ({err})."
+        ) from err
+
+
+def _check_label(label: str, shown: str) -> None:
+    if label == "":
+        raise InvalidInputError(f"Invalid domain {shown}: it contains an empty label (two dots in a row or a leading dot).")
+    if len(label) > _MAX_LABEL:
+        raise InvalidInputError(
+            f"Invalid domain {shown}: the label '{label[:20]}...' is {len(label)} characters, "
+            f"over the limit of {_MAX_LABEL}."
+        )
+    if not _LABEL.match(label):
+        raise InvalidInputError(
+            f"Invalid domain {shown}: the label '{label}' may contain only letters, digits and "
+            "hyphens, and may not start or end with a hyphen."
+        )

@@ -1,0 +1,1 @@
+"""Exchange Online admin API client, its data model and its errors."""
