@@ -24,7 +24,9 @@ def normalize_domain(value: str) -> str:
     """
     shown = repr(value)
     if value is None or value.strip() == "":
-        raise InvalidInputError("Invalid domain '': the name is empty. Give a domain such as contoso.com.")
+        raise InvalidInputError(
+            "Invalid domain '': the name is empty. Give a domain such as contoso.com."
+        )
     if value != value.strip() or any(ch.isspace() for ch in value):
         raise InvalidInputError(f"Invalid domain {shown}: spaces are not allowed in a domain name.")
 
@@ -65,7 +67,10 @@ def _to_ascii(name: str, shown: str) -> str:
 
 def _check_label(label: str, shown: str) -> None:
     if label == "":
-        raise InvalidInputError(f"Invalid domain {shown}: it contains an empty label (two dots in a row or a leading dot).")
+        raise InvalidInputError(
+            f"Invalid domain {shown}: it contains an empty label "
+            "(two dots in a row or a leading dot)."
+        )
     if len(label) > _MAX_LABEL:
         raise InvalidInputError(
             f"Invalid domain {shown}: the label '{label[:20]}...' is {len(label)} characters, "

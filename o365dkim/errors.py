@@ -48,7 +48,7 @@ class ZoneNotFoundError(DnsError):
 
 
 class DnsConflictError(DnsError):
-    """Raised when a different record already exists at a selector name and replacing was not requested."""
+    """Raised when a selector name holds a different record and --replace was not given."""
 
 
 class DnsProviderError(DnsError):

@@ -58,9 +58,7 @@ class DnsProvider(abc.ABC):
         """Return every record at ``host`` (absolute name) in ``zone``, of any type."""
 
     @abc.abstractmethod
-    def write_cname(
-        self, zone: str, record: CnameRecord, remove: Sequence[ExistingRecord]
-    ) -> None:
+    def write_cname(self, zone: str, record: CnameRecord, remove: Sequence[ExistingRecord]) -> None:
         """Create ``record`` in ``zone``, first removing the records in ``remove``."""
 
     def publish(self, record: CnameRecord, *, replace: bool = False) -> PublishResult:
@@ -111,7 +109,7 @@ def _has_equal_cname(records: Sequence[ExistingRecord], record: CnameRecord) -> 
         item.rtype.upper() == "CNAME"
         and names_equal(item.name, record.host)
         and names_equal(item.value, record.target)
-        and not item.attributes.get("proxied") == "true"
+        and item.attributes.get("proxied") != "true"
         for item in records
     )
 

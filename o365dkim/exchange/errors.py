@@ -40,7 +40,7 @@ class NotFoundError(ExchangeError):
 
 
 class ForbiddenError(ExchangeError):
-    """Raised on 403: the app or user lacks Exchange.ManageAsApp or the Exchange Administrator role."""
+    """Raised on 403: Exchange.ManageAsApp or the Exchange Administrator role is missing."""
 
 
 class UnauthorizedError(ExchangeError):
@@ -56,4 +56,4 @@ class ThrottledError(ExchangeError):
 
 
 class TransientServiceError(ExchangeError):
-    """Raised on 503, 504, dropped connections and transient server exceptions once retries are used up."""
+    """Raised on 503, 504, lost connections and transient exceptions once retries are used up."""

@@ -1,0 +1,1 @@
+"""The command-line interface: parses options into settings and calls the library."""
