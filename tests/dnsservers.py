@@ -14,6 +14,8 @@ Both accept RFC 2136 updates signed with a TSIG key on the primary and log every
 Used from a script::
 
     python tests/dnsservers.py single     # or: pair
+
+It prints the addresses and the path of a settings file (mode 0600) with the TSIG key.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ def write_zone_file(path: Path, zone: TestZone, ns1: str, ns2: str) -> None:
 def _options(workdir: Path, address: str, port: int, extra: Sequence[str]) -> str:
     body = [
         f'directory "{workdir}";',
-        'pid-file none;',
+        "pid-file none;",
         f'session-keyfile "{workdir}/session.key";',
         f'managed-keys-directory "{workdir}";',
         f"listen-on port {port} {{ {address}; }};",
@@ -187,7 +189,9 @@ def _key_clause(secret: str) -> str:
 
 
 def _primary_zone_clause(zone: str, secondary: str | None) -> str:
-    transfer = f" also-notify {{ {secondary}; }}; allow-transfer {{ {secondary}; }};" if secondary else ""
+    transfer = (
+        f" also-notify {{ {secondary}; }}; allow-transfer {{ {secondary}; }};" if secondary else ""
+    )
     return (
         f'zone "{zone}" {{ type primary; file "{zone}.db";'
         f' allow-update {{ key "{TSIG_KEY_NAME}"; }};{transfer} }};\n'
@@ -282,11 +286,23 @@ def start_pair(workdir: Path) -> BindPair:
     secret = new_tsig_secret()
     zones = tuple(zone.name for zone in TEST_ZONES)
     primary = BindServer(
-        "primary", PAIR_PRIMARY, DNS_PORT, TSIG_KEY_NAME, secret, TSIG_ALGORITHM, zones,
+        "primary",
+        PAIR_PRIMARY,
+        DNS_PORT,
+        TSIG_KEY_NAME,
+        secret,
+        TSIG_ALGORITHM,
+        zones,
         workdir / "primary",
     )
     secondary = BindServer(
-        "secondary", PAIR_SECONDARY, DNS_PORT, TSIG_KEY_NAME, secret, TSIG_ALGORITHM, zones,
+        "secondary",
+        PAIR_SECONDARY,
+        DNS_PORT,
+        TSIG_KEY_NAME,
+        secret,
+        TSIG_ALGORITHM,
+        zones,
         workdir / "secondary",
     )
     try:
@@ -431,6 +447,19 @@ def _describe(server: BindServer) -> dict[str, object]:
     }
 
 
+def _announce(servers: Sequence[BindServer], directory: Path) -> None:
+    """Write the settings, secret included, to a file only root can read, and print its path."""
+    settings_path = directory / "settings.json"
+    settings_path.touch(mode=0o600)
+    settings_path.write_text(
+        json.dumps([_describe(s) for s in servers], indent=2), encoding="utf-8"
+    )
+    for server in servers:
+        sys.stdout.write(f"{server.role}: {server.server} zones {', '.join(server.zones)}\n")
+    sys.stdout.write(f"settings with the TSIG key: {settings_path}\n")
+    sys.stdout.flush()
+
+
 def main(argv: Sequence[str]) -> int:
     """Start a layout, print its settings as JSON and run until SIGINT or SIGTERM."""
     layout = argv[0] if argv else "single"
@@ -441,14 +470,11 @@ def main(argv: Sequence[str]) -> int:
     try:
         if layout == "single":
             with running_single() as server:
-                sys.stdout.write(json.dumps([_describe(server)], indent=2) + "\n")
-                sys.stdout.flush()
+                _announce([server], server.workdir)
                 signal.pause()
         else:
             with running_pair() as pair:
-                described = [_describe(pair.primary), _describe(pair.secondary)]
-                sys.stdout.write(json.dumps(described, indent=2) + "\n")
-                sys.stdout.flush()
+                _announce([pair.primary, pair.secondary], pair.primary.workdir.parent)
                 signal.pause()
     except KeyboardInterrupt:
         return 0

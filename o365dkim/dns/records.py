@@ -11,6 +11,11 @@ def canonical_name(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
+def absolute_name(name: str) -> str:
+    """Return a DNS name without surrounding spaces or its final dot, case kept."""
+    return name.strip().rstrip(".")
+
+
 def names_equal(first: str, second: str) -> bool:
     """Compare two DNS names case-insensitively, ignoring a final dot."""
     return canonical_name(first) == canonical_name(second)
@@ -18,7 +23,11 @@ def names_equal(first: str, second: str) -> bool:
 
 @dataclass(frozen=True)
 class CnameRecord:
-    """A CNAME to publish: both names absolute, without the final dot."""
+    """A CNAME to publish: both names absolute, without the final dot.
+
+    The host is lower-cased; the target keeps the case Exchange returned, because it is
+    published exactly as given (DNS compares names case-insensitively either way).
+    """
 
     host: str
     target: str
@@ -26,7 +35,7 @@ class CnameRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "host", canonical_name(self.host))
-        object.__setattr__(self, "target", canonical_name(self.target))
+        object.__setattr__(self, "target", absolute_name(self.target))
 
     def zone_file_line(self) -> str:
         """Return the record as a line for a BIND-style zone file, names absolute."""

@@ -1,0 +1,148 @@
+"""The tests every DNS provider that writes records must pass.
+
+A provider's test file subclasses ProviderContract and supplies four fixtures:
+
+- ``provider``: the DnsProvider under test.
+- ``zone``: a zone the provider can write, with ``marketing.<zone>`` inside it.
+- ``seed``: ``seed(host, rtype, value)`` puts a record in place without the provider.
+- ``stored``: ``stored(host)`` returns [(rtype, value)] at ``host`` as the server stores it,
+  read without the provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from o365dkim.dns.provider import DnsProvider
+from o365dkim.dns.records import CnameRecord, PublishAction, canonical_name
+from o365dkim.errors import DnsConflictError, ZoneNotFoundError
+
+Seed = Callable[[str, str, str], None]
+Stored = Callable[[str], list[tuple[str, str]]]
+
+TARGET = "selector1-contoso-com._domainkey.contoso.n-v1.dkim.mail.microsoft"
+OTHER_TARGET = "selector1-other-com._domainkey.other.n-v1.dkim.mail.microsoft"
+
+
+def cnames(stored: list[tuple[str, str]]) -> list[str]:
+    return [canonical_name(value) for rtype, value in stored if rtype == "CNAME"]
+
+
+class ProviderContract:
+    """Shared provider tests; not collected on its own because the name lacks "Test"."""
+
+    @pytest.fixture
+    def host(self, zone: str, unique_label: str) -> str:
+        return f"selector1._domainkey.{unique_label}.{zone}"
+
+    def test_publish_creates_cname(self, provider: DnsProvider, host: str, stored: Stored) -> None:
+        result = provider.publish(CnameRecord(host, TARGET))
+
+        assert result.action is PublishAction.CREATED
+        assert cnames(stored(host)) == [TARGET]
+
+    def test_publish_returns_zone(self, provider: DnsProvider, host: str, zone: str) -> None:
+        result = provider.publish(CnameRecord(host, TARGET))
+
+        assert result.zone == zone
+
+    def test_publish_twice_unchanged(self, provider: DnsProvider, host: str) -> None:
+        provider.publish(CnameRecord(host, TARGET))
+
+        second = provider.publish(CnameRecord(host, TARGET))
+
+        assert second.action is PublishAction.UNCHANGED
+
+    def test_publish_case_and_dot_unchanged(
+        self, provider: DnsProvider, host: str, seed: Seed, stored: Stored
+    ) -> None:
+        seed(host, "CNAME", TARGET.upper() + ".")
+
+        result = provider.publish(CnameRecord(host.upper(), TARGET))
+
+        assert result.action is PublishAction.UNCHANGED
+        assert len(cnames(stored(host))) == 1
+
+    def test_publish_other_cname_conflict(
+        self, provider: DnsProvider, host: str, seed: Seed, stored: Stored
+    ) -> None:
+        seed(host, "CNAME", OTHER_TARGET + ".")
+
+        with pytest.raises(DnsConflictError) as caught:
+            provider.publish(CnameRecord(host, TARGET))
+
+        assert OTHER_TARGET in str(caught.value)
+        assert cnames(stored(host)) == [OTHER_TARGET]
+
+    def test_publish_txt_conflict(
+        self, provider: DnsProvider, host: str, seed: Seed, stored: Stored
+    ) -> None:
+        seed(host, "TXT", '"left-over verification"')
+
+        with pytest.raises(DnsConflictError) as caught:
+            provider.publish(CnameRecord(host, TARGET))
+
+        assert "TXT" in str(caught.value)
+        assert "left-over verification" in str(caught.value)
+        assert cnames(stored(host)) == []
+
+    def test_publish_other_type_conflict(
+        self, provider: DnsProvider, host: str, seed: Seed
+    ) -> None:
+        # CAA, because BIND's check-names rejects A records at names with underscores.
+        seed(host, "CAA", '0 issue "ca.example.net"')
+
+        with pytest.raises(DnsConflictError) as caught:
+            provider.publish(CnameRecord(host, TARGET))
+
+        assert "CAA" in str(caught.value)
+
+    def test_publish_replace_overwrites_cname(
+        self, provider: DnsProvider, host: str, seed: Seed, stored: Stored
+    ) -> None:
+        seed(host, "CNAME", OTHER_TARGET + ".")
+
+        result = provider.publish(CnameRecord(host, TARGET), replace=True)
+
+        assert result.action is PublishAction.REPLACED
+        assert [canonical_name(item.value) for item in result.replaced] == [OTHER_TARGET]
+        assert cnames(stored(host)) == [TARGET]
+
+    def test_publish_replace_removes_txt(
+        self, provider: DnsProvider, host: str, seed: Seed, stored: Stored
+    ) -> None:
+        seed(host, "TXT", '"left-over verification"')
+
+        provider.publish(CnameRecord(host, TARGET), replace=True)
+
+        assert [rtype for rtype, _ in stored(host)] == ["CNAME"]
+
+    def test_publish_subdomain_keeps_label(
+        self, provider: DnsProvider, zone: str, unique_label: str, stored: Stored
+    ) -> None:
+        # The subdomain lives inside the parent zone, so its label stays in the host.
+        host = f"{unique_label}._domainkey.marketing.{zone}"
+
+        result = provider.publish(CnameRecord(host, TARGET))
+
+        assert result.zone == zone
+        assert cnames(stored(host)) == [TARGET]
+
+    def test_publish_unknown_zone_raises(self, provider: DnsProvider, unique_label: str) -> None:
+        with pytest.raises(ZoneNotFoundError):
+            provider.publish(CnameRecord(f"selector1._domainkey.{unique_label}.invalid", TARGET))
+
+    def test_list_records_reads_back(self, provider: DnsProvider, host: str, zone: str) -> None:
+        provider.publish(CnameRecord(host, TARGET))
+
+        found = provider.list_records(zone, host)
+
+        assert [(item.rtype, canonical_name(item.value)) for item in found] == [("CNAME", TARGET)]
+
+    def test_list_records_empty_name(self, provider: DnsProvider, host: str, zone: str) -> None:
+        assert provider.list_records(zone, host) == []
+
+    def test_find_zone_longest_match(self, provider: DnsProvider, host: str, zone: str) -> None:
+        assert provider.find_zone(host) == zone
