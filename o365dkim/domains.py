@@ -47,6 +47,15 @@ def normalize_domain(value: str) -> str:
     return ascii_name
 
 
+def require_custom_domain(domain: str) -> None:
+    """Raise InvalidInputError for a tenant's initial domain, which Microsoft signs itself."""
+    if domain.endswith((".onmicrosoft.com", ".onmicrosoft.us")) and domain.count(".") == 2:
+        raise InvalidInputError(
+            f"Invalid domain '{domain}': Microsoft signs the initial onmicrosoft domain with its "
+            "own selectors, so there is nothing to publish. Give a custom domain."
+        )
+
+
 def selector_hosts(domain: str) -> tuple[str, str]:
     """Return the two DKIM selector host names that Microsoft 365 uses for a domain."""
     return (f"{_SELECTORS[0]}._domainkey.{domain}", f"{_SELECTORS[1]}._domainkey.{domain}")

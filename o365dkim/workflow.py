@@ -16,7 +16,7 @@ from typing import Any
 from o365dkim.dns.propagation import PropagationChecker, PropagationReport
 from o365dkim.dns.provider import DnsProvider
 from o365dkim.dns.records import CnameRecord, ExistingRecord, PublishAction, PublishResult
-from o365dkim.domains import selector_hosts
+from o365dkim.domains import require_custom_domain, selector_hosts
 from o365dkim.errors import ConfigurationError, DnsError, InvalidInputError, O365DkimError
 from o365dkim.exchange.client import ExchangeClient
 from o365dkim.exchange.errors import AlreadyExistsError, CnameMissingError, ExchangeError
@@ -185,7 +185,7 @@ def enable_domain(
 
 
 def _enable(run: _Run) -> None:
-    _reject_initial_domain(run.domain)
+    require_custom_domain(run.domain)
     config = run.exchange.get_dkim_config(run.domain)
     if config is not None and config.enabled and config.has_targets:
         run.emit("config", "DKIM signing is already enabled")
@@ -210,14 +210,6 @@ def _enable(run: _Run) -> None:
         run.report.error = ExchangeError(
             f"Enabling {run.domain} was accepted, but the config reads back as disabled.",
             hint="Run 'o365dkim status' in a few minutes; replication can lag.",
-        )
-
-
-def _reject_initial_domain(domain: str) -> None:
-    if domain.endswith((".onmicrosoft.com", ".onmicrosoft.us")) and domain.count(".") == 2:
-        raise InvalidInputError(
-            f"Invalid domain '{domain}': Microsoft signs the initial onmicrosoft domain with its "
-            "own selectors, so there is nothing to publish. Give a custom domain."
         )
 
 
@@ -439,7 +431,7 @@ def selector_records(
 ) -> tuple[list[CnameRecord], list[str]]:
     """Return the two CNAMEs to publish and the changes made (only with ``create``)."""
     options = options or EnableOptions()
-    _reject_initial_domain(domain)
+    require_custom_domain(domain)
     config = exchange.get_dkim_config(domain)
     changes: list[str] = []
     if config is None and not create:

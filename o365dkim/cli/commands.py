@@ -23,7 +23,7 @@ from o365dkim.cli.output import (
     records_to_dict,
 )
 from o365dkim.dns.provider import DnsProvider
-from o365dkim.domains import normalize_domain
+from o365dkim.domains import normalize_domain, require_custom_domain
 from o365dkim.errors import InvalidInputError
 from o365dkim.settings import Settings
 
@@ -93,7 +93,7 @@ def environment(args: dict[str, Any], domains: Sequence[str]) -> Iterator[Enviro
 
 
 def _console(output: OutputFormat) -> Console:
-    return Console(stderr=output is OutputFormat.json, highlight=False)
+    return Console(stderr=output is OutputFormat.json, highlight=False, soft_wrap=True)
 
 
 def _show_code(message: str) -> None:
@@ -110,7 +110,7 @@ def run_enable(args: dict[str, Any]) -> int:
     )
     from o365dkim.workflow import EnableOptions, Result, enable_domain
 
-    domain = normalize_domain(args["domain"])
+    domain = _custom_domain(args["domain"])
     key_size = _key_size(args["key_size"])
     output: OutputFormat = args["output"]
     interval = float(args["interval"])
@@ -172,7 +172,7 @@ def run_records(args: dict[str, Any]) -> int:
     from o365dkim.settings import build_exchange_client, build_token_provider
     from o365dkim.workflow import EnableOptions, selector_records
 
-    domain = normalize_domain(args["domain"])
+    domain = _custom_domain(args["domain"])
     options = EnableOptions(key_size=_key_size(args["key_size"]))
     with environment(args, [domain]) as env:
         exchange = build_exchange_client(
@@ -193,6 +193,12 @@ def _print_report(report: Any, output: OutputFormat) -> None:
         print_json(report.to_dict())
     else:
         print_report_text(_console(output), report)
+
+
+def _custom_domain(value: str) -> str:
+    domain = normalize_domain(value)
+    require_custom_domain(domain)
+    return domain
 
 
 def _key_size(value: int) -> int:

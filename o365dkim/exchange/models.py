@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from o365dkim.dns.records import canonical_name
+from o365dkim.dns.records import absolute_name, canonical_name
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _as_text(value: Any) -> str | None:
 
 def _as_name(value: Any) -> str | None:
     text = _as_text(value)
-    return canonical_name(text) if text else None
+    return absolute_name(text) if text else None
 
 
 def _as_int(value: Any) -> int | None:

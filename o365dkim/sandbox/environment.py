@@ -1,0 +1,193 @@
+"""A whole sandbox in one process: tenant over HTTPS, MSAL app, and two-server DNS.
+
+``o365dkim ... --sandbox`` runs the real code path against it: MSAL certificate sign-in,
+the admin API client, the DNS provider interface and the propagation check all talk to
+these servers over loopback sockets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from o365dkim.dns.provider import DnsProvider
+from o365dkim.dns.records import canonical_name
+from o365dkim.errors import ConfigurationError
+from o365dkim.sandbox.ca import EphemeralCA, make_client_certificate
+from o365dkim.sandbox.dns_server import SandboxDnsServer
+from o365dkim.sandbox.server import SandboxServer
+from o365dkim.sandbox.tenant import SandboxTenant, tenant_id_for
+from o365dkim.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Initial domain of the sandbox tenant; its mixed-case prefix shows up in the targets.
+TENANT_NAME = "O365DkimSandbox.onmicrosoft.com"
+#: Zones that hold the DKIM keys behind the selector targets.
+KEY_ZONES = ("dkim.mail.microsoft", "onmicrosoft.com")
+STATE_VERSION = 1
+
+
+class SandboxEnvironment:
+    """Starts the sandbox tenant and DNS servers, and saves their state on exit."""
+
+    def __init__(
+        self,
+        domains: Sequence[str],
+        *,
+        state_path: Path | None = None,
+        secondary_lag: float = 3.0,
+    ) -> None:
+        self.domains = [canonical_name(domain) for domain in domains]
+        self.state_path = state_path
+        self.secondary_lag = secondary_lag
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.ca: EphemeralCA | None = None
+        self.dns: SandboxDnsServer | None = None
+        self.tenant: SandboxTenant | None = None
+        self.server: SandboxServer | None = None
+        self.client_id = str(uuid.uuid4())
+        self.ca_bundle: Path | None = None
+        self.certificate: Path | None = None
+
+    def __enter__(self) -> SandboxEnvironment:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start DNS and the tenant (restoring saved state), and register the app."""
+        state = self._load_state()
+        self._workdir = tempfile.TemporaryDirectory(prefix="o365dkim-sandbox-")
+        workdir = Path(self._workdir.name)
+        self.ca = EphemeralCA()
+        self.ca_bundle = self.ca.write_ca_bundle(workdir / "ca.pem")
+
+        self.dns = self._make_dns(state.get("dns"))
+        self.dns.start()
+        self.tenant = self._make_tenant(state.get("tenant"), self.dns)
+        self.server = SandboxServer(self.ca, [self.tenant])
+        self.server.start()
+
+        key_pem, cert_pem = make_client_certificate("o365dkim sandbox app")
+        self.certificate = _write_private(workdir / "app.pem", key_pem + cert_pem)
+        self.server.register_app(self.tenant.tenant_id, self.client_id, cert_pem)
+        log.info("Sandbox tenant %s at %s", self.tenant.name, self.server.base_url)
+
+    def stop(self) -> None:
+        """Save the state (with --sandbox-state), stop the servers and delete the key files."""
+        try:
+            self._save_state()
+        finally:
+            if self.server is not None:
+                self.server.stop()
+            if self.dns is not None:
+                self.dns.stop()
+            if self._workdir is not None:
+                self._workdir.cleanup()
+                self._workdir = None
+
+    def apply(self, settings: Settings) -> Settings:
+        """Return ``settings`` pointed at the sandbox: sign-in, admin API, CA and DNS."""
+        assert self.server and self.tenant and self.dns and self.certificate and self.ca_bundle
+        servers = [f"{host}:{port}" for host, port in (self.dns.primary, self.dns.secondary)]
+        return dataclasses.replace(
+            settings,
+            tenant=self.tenant.name,
+            client_id=self.client_id,
+            auth="certificate",
+            certificate=self.certificate,
+            certificate_password=None,
+            authority_host=self.server.base_url,
+            api_base=self.server.base_url,
+            ca_bundle=str(self.ca_bundle),
+            dns_provider="sandbox",
+            dns_options={},
+            nameservers=servers,
+            resolvers=servers[:1],
+        )
+
+    def dns_provider(self) -> DnsProvider:
+        """Return the provider that writes to the sandbox DNS server."""
+        from o365dkim.dns.sandbox import SandboxProvider
+
+        assert self.dns is not None
+        return SandboxProvider(self.dns)
+
+    def _make_dns(self, saved: dict[str, Any] | None) -> SandboxDnsServer:
+        if saved:
+            dns_server = SandboxDnsServer.from_dict(saved, secondary_lag=self.secondary_lag)
+        else:
+            dns_server = SandboxDnsServer(KEY_ZONES, secondary_lag=self.secondary_lag)
+        for domain in self.domains:
+            if dns_server.zone_for(domain) is None:
+                dns_server.add_zone(domain)
+        return dns_server
+
+    def _make_tenant(self, saved: dict[str, Any] | None, dns_server: SandboxDnsServer) -> SandboxTenant:
+        def lookup(host: str) -> str | None:
+            # Exchange checks through a recursive resolver that may reach either server;
+            # the lagging secondary is the stricter choice.
+            return dns_server.lookup_cname(host, view="secondary")
+
+        def publish(target: str, value: str) -> None:
+            dns_server.set_rrset(target, "TXT", [value])
+
+        if saved:
+            tenant = SandboxTenant.from_dict(saved, cname_lookup=lookup, publish_key=publish)
+        else:
+            tenant = SandboxTenant(
+                TENANT_NAME, tenant_id_for(TENANT_NAME), [],
+                cname_lookup=lookup, publish_key=publish,
+            )
+        for domain in self.domains:
+            if domain not in tenant.accepted_domains:
+                tenant.accepted_domains.append(domain)
+        return tenant
+
+    def _load_state(self) -> dict[str, Any]:
+        if self.state_path is None or not self.state_path.exists():
+            return {}
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigurationError(
+                f"Cannot read the sandbox state file {self.state_path}: {err}.",
+                hint="Delete it to start a new sandbox.",
+            ) from err
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ConfigurationError(
+                f"The sandbox state file {self.state_path} is not a state file of this version.",
+                hint="Delete it to start a new sandbox.",
+            )
+        return state
+
+    def _save_state(self) -> None:
+        if self.state_path is None or self.tenant is None or self.dns is None:
+            return
+        state = {"version": STATE_VERSION, "tenant": self.tenant.to_dict(), "dns": self.dns.to_dict()}
+        partial = self.state_path.with_name(self.state_path.name + ".tmp")
+        partial.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(partial, self.state_path)
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return path
