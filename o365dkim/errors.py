@@ -35,6 +35,10 @@ class ConfigurationError(O365DkimError):
     exit_code = 2
 
 
+class NotConfiguredError(O365DkimError):
+    """Raised when a read-only command needs a DKIM config that the domain does not have."""
+
+
 class AuthenticationError(O365DkimError):
     """Raised when sign-in through MSAL fails or the token cannot be used."""
 

@@ -17,7 +17,7 @@ from o365dkim.dns.propagation import PropagationChecker, PropagationReport
 from o365dkim.dns.provider import DnsProvider
 from o365dkim.dns.records import CnameRecord, ExistingRecord, PublishAction, PublishResult
 from o365dkim.domains import require_custom_domain, selector_hosts
-from o365dkim.errors import ConfigurationError, DnsError, InvalidInputError, O365DkimError
+from o365dkim.errors import DnsError, InvalidInputError, NotConfiguredError, O365DkimError
 from o365dkim.exchange.client import ExchangeClient
 from o365dkim.exchange.errors import AlreadyExistsError, CnameMissingError, ExchangeError
 from o365dkim.exchange.models import DkimConfig
@@ -321,11 +321,7 @@ def _pending_summary(report: PropagationReport) -> str:
 
 
 def _describe_missing(report: PropagationReport) -> list[str]:
-    lines = []
-    for answer in report.missing():
-        found = answer.found or answer.state.value
-        lines.append(f"{answer.host} at {answer.server.name} ({answer.server.address}): {found}")
-    return lines
+    return [answer.describe() for answer in report.missing()]
 
 
 def _mark_pending(run: _Run, config: DkimConfig, report: PropagationReport) -> None:
@@ -435,7 +431,7 @@ def selector_records(
     config = exchange.get_dkim_config(domain)
     changes: list[str] = []
     if config is None and not create:
-        raise ConfigurationError(
+        raise NotConfiguredError(
             f"{domain} has no DKIM config in Exchange Online yet.",
             hint="Run 'o365dkim records DOMAIN --create' to create it with signing off.",
         )

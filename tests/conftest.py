@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dnsservers import (
@@ -20,6 +21,8 @@ from dnsservers import (
     start_pair,
     start_single,
 )
+
+from tenant_fixtures import TenantFactory, tenant_factory_fixture
 
 from o365dkim.sandbox.dns_server import SandboxDnsServer
 
@@ -95,3 +98,9 @@ def silent_server() -> Iterator[tuple[str, int]]:
             tcp.close()
         return
     raise RuntimeError("no loopback port is free for both UDP and TCP")
+
+
+@pytest.fixture
+def make_tenant(tmp_path: Path) -> Iterator[TenantFactory]:
+    """Start sandbox tenants over HTTPS (real MSAL sign-in) and stop them after the test."""
+    yield from tenant_factory_fixture(tmp_path)

@@ -283,6 +283,12 @@ def start_single(workdir: Path, *, port: int | None = None) -> BindServer:
 def start_pair(workdir: Path) -> BindPair:
     """Start layout (b): primary on 127.0.0.2:53, secondary on 127.0.0.3:53."""
     added = add_loopback_addresses([PAIR_PRIMARY, PAIR_SECONDARY])
+    try:
+        for address in (PAIR_PRIMARY, PAIR_SECONDARY):
+            require_free_port(address, DNS_PORT)
+    except DnsServerUnavailable:
+        remove_loopback_addresses(added)
+        raise
     secret = new_tsig_secret()
     zones = tuple(zone.name for zone in TEST_ZONES)
     primary = BindServer(
@@ -342,6 +348,23 @@ def _secondary_pair_config(secondary: BindServer) -> str:
     config += "controls { };\n"
     config += "".join(_secondary_zone_clause(zone.name, PAIR_PRIMARY) for zone in TEST_ZONES)
     return config
+
+
+def require_free_port(address: str, port: int) -> None:
+    """Raise DnsServerUnavailable when another process already uses ``address:port``.
+
+    Without this check a second test session would talk to the first one's servers, which
+    hold a different TSIG key.
+    """
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError as err:
+                raise DnsServerUnavailable(
+                    f"{address}:{port} is already in use ({err.strerror}); stop the DNS "
+                    "server or test session holding it"
+                ) from err
 
 
 def add_loopback_addresses(addresses: Sequence[str]) -> list[str]:

@@ -91,7 +91,8 @@ class DnsProvider(abc.ABC):
             return
 
         doubled = f"{record.host}.{canonical_name(zone)}"
-        if _has_equal_cname(self.list_records(zone, doubled), record):
+        doubled_record = CnameRecord(doubled, record.target, record.ttl)
+        if _has_equal_cname(self.list_records(zone, doubled), doubled_record):
             raise DnsReadBackError(
                 f"{self.name} stored the record as {doubled}: the zone name was appended twice.",
                 hint=f"Delete {doubled} and give the provider the name relative to {zone}.",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import tenacity
 from tenacity import RetryCallState
@@ -23,6 +25,8 @@ class RetryPolicy:
     max_wait: float = 60.0
     #: Upper bound in seconds on the time spent waiting between attempts of one call.
     max_total_wait: float = 300.0
+    #: The function that waits; tests pass one that records the waits instead.
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     def retrying(self) -> tenacity.Retrying:
         """Return a tenacity controller applying this policy."""
@@ -30,8 +34,9 @@ class RetryPolicy:
             retry=tenacity.retry_if_exception_type((ThrottledError, TransientServiceError)),
             wait=self._wait,
             stop=tenacity.stop_after_attempt(self.max_attempts)
-            | tenacity.stop_before_delay(self.max_total_wait),
+            | _StopAfterTotalWait(self.max_total_wait),
             before_sleep=_log_retry,
+            sleep=self.sleep,
             reraise=True,
         )
 
@@ -41,6 +46,19 @@ class RetryPolicy:
             return min(error.retry_after, self.max_total_wait)
         backoff = self.initial_wait * 2 ** (state.attempt_number - 1)
         return float(min(backoff, self.max_wait))
+
+
+class _StopAfterTotalWait(tenacity.stop.stop_base):
+    """Stops when the next sleep would take the total time slept past ``limit`` seconds.
+
+    Only the sleeps count, not the calls, whose duration the HTTP timeout bounds.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return retry_state.idle_for + retry_state.upcoming_sleep > self.limit
 
 
 def _log_retry(state: RetryCallState) -> None:

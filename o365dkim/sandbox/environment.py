@@ -139,7 +139,9 @@ class SandboxEnvironment:
                 dns_server.add_zone(domain)
         return dns_server
 
-    def _make_tenant(self, saved: dict[str, Any] | None, dns_server: SandboxDnsServer) -> SandboxTenant:
+    def _make_tenant(
+        self, saved: dict[str, Any] | None, dns_server: SandboxDnsServer
+    ) -> SandboxTenant:
         def lookup(host: str) -> str | None:
             # Exchange checks through a recursive resolver that may reach either server;
             # the lagging secondary is the stricter choice.
@@ -152,8 +154,11 @@ class SandboxEnvironment:
             tenant = SandboxTenant.from_dict(saved, cname_lookup=lookup, publish_key=publish)
         else:
             tenant = SandboxTenant(
-                TENANT_NAME, tenant_id_for(TENANT_NAME), [],
-                cname_lookup=lookup, publish_key=publish,
+                TENANT_NAME,
+                tenant_id_for(TENANT_NAME),
+                [],
+                cname_lookup=lookup,
+                publish_key=publish,
             )
         for domain in self.domains:
             if domain not in tenant.accepted_domains:
@@ -180,7 +185,11 @@ class SandboxEnvironment:
     def _save_state(self) -> None:
         if self.state_path is None or self.tenant is None or self.dns is None:
             return
-        state = {"version": STATE_VERSION, "tenant": self.tenant.to_dict(), "dns": self.dns.to_dict()}
+        state = {
+            "version": STATE_VERSION,
+            "tenant": self.tenant.to_dict(),
+            "dns": self.dns.to_dict(),
+        }
         partial = self.state_path.with_name(self.state_path.name + ".tmp")
         partial.write_text(json.dumps(state), encoding="utf-8")
         os.replace(partial, self.state_path)
