@@ -133,13 +133,7 @@ def test_enable_conflict_exit_code(
     handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
     env = rfc2136_env(handle, bind_server, bind_server.server)
     env["O365DKIM_NAMESERVERS"] = bind_server.server
-    subprocess.run(
-        ["nsupdate", "-y", f"{bind_server.tsig_algorithm}:{bind_server.tsig_key_name}:"
-         f"{bind_server.tsig_secret}"],
-        input=f"server {bind_server.address} {bind_server.port}\n"
-              f"update add selector2._domainkey.{domain}. 300 TXT \"hello\"\nsend\n",
-        text=True, check=True, capture_output=True,
-    )
+    nsupdate(bind_server, f"update add selector2._domainkey.{domain}. 300 TXT \"hello\"\n")
     code, report = invoke_json(["enable", domain], env)
     assert code == 1
     assert report["result"] == "failed"
@@ -205,3 +199,49 @@ def test_sandbox_pending_then_resume(tmp_path: Path) -> None:
                            "--output", "json"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["result"] == "enabled"
+
+
+def nsupdate(server: BindServer, commands: str) -> None:
+    subprocess.run(
+        ["nsupdate", "-y", f"{server.tsig_algorithm}:{server.tsig_key_name}:{server.tsig_secret}"],
+        input=f"server {server.address} {server.port}\n{commands}send\n",
+        text=True, check=True, capture_output=True,
+    )
+
+
+def test_manual_provider_waits_for_person(
+    bind_server: BindServer, make_tenant: TenantFactory, unique_label: str, tmp_path: Path
+) -> None:
+    """The manual provider prints the records, then keeps checking until they appear."""
+    domain = f"{unique_label}.example.net"
+    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("O365DKIM_")}
+    env.update(handle.cli_env())
+    env.update({"O365DKIM_NAMESERVERS": bind_server.server, "O365DKIM_RESOLVERS": bind_server.server,
+                "O365DKIM_INTERVAL": "0.3", "O365DKIM_TIMEOUT": "60"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "o365dkim", "enable", domain, "--dns-provider", "manual"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        zone_lines = []
+        for line in process.stdout:
+            if "Zone-file line:" in line:
+                zone_lines.append(line.split("Zone-file line:", 1)[1].strip())
+            if len(zone_lines) == 2:
+                break
+        assert len(zone_lines) == 2
+        nsupdate(bind_server, "".join(f"update add {line}\n" for line in zone_lines))
+        rest, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors
+    assert "DKIM signing is enabled" in rest
+
+
+def test_dotenv_file_sets_defaults(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("O365DKIM_OUTPUT=json\nO365DKIM_DEBUG=\n", encoding="utf-8")
+    completed = run_console(["enable", "example.com", "--sandbox"], tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["result"] == "enabled"

@@ -109,3 +109,23 @@ def test_unknown_provider_lists_available() -> None:
 def test_builtin_providers_load() -> None:
     for name in ("manual", "rfc2136", "sandbox"):
         assert load_provider_class(name).name == name
+
+
+def test_entry_point_provider_loads(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A third-party package registers a provider in the o365dkim.dns_providers group."""
+    (tmp_path / "acme_dns.py").write_text(
+        "from o365dkim.dns.manual import ManualProvider\n"
+        "class AcmeProvider(ManualProvider):\n"
+        "    name = 'acme'\n",
+        encoding="utf-8",
+    )
+    dist = tmp_path / "acme_dns-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-dns\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[o365dkim.dns_providers]\nacme = acme_dns:AcmeProvider\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    provider = create_provider("acme", {})
+    assert type(provider).__name__ == "AcmeProvider"
+    assert provider.name == "acme"

@@ -255,11 +255,13 @@ def test_server_certificate_covers_loopback(ca: EphemeralCA) -> None:
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
 
 
-def test_ssl_context_leaves_no_files(ca: EphemeralCA) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("o365dkim-tls-*"))
+def test_ssl_context_leaves_no_files(
+    ca: EphemeralCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A private temp folder keeps other processes' temporary files out of the check.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ca.server_ssl_context()
-    after = set(Path(tempfile.gettempdir()).glob("o365dkim-tls-*"))
-    assert after == before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_pfx_written_owner_only(tmp_path: Path, app_credential: tuple[bytes, bytes]) -> None:
@@ -1037,21 +1039,40 @@ def test_tenant_id_for_name_forms() -> None:
     assert tenant_id_for("contoso") != tenant_id_for("northwind")
 
 
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def sandbox_messages() -> Iterator[list[str]]:
+    """Collect the package's log messages at DEBUG, whatever logging set-up other tests left."""
+    logger = logging.getLogger("o365dkim")
+    collector = _Collector()
+    old_level = logger.level
+    logger.addHandler(collector)
+    logger.setLevel(logging.DEBUG)
+    yield collector.messages
+    logger.removeHandler(collector)
+    logger.setLevel(old_level)
+
+
 def test_sandbox_logs_no_secrets(
     server: SandboxServer,
     session: requests.Session,
     tenant: SandboxTenant,
     app_credential: tuple[bytes, bytes],
-    caplog: pytest.LogCaptureFixture,
+    sandbox_messages: list[str],
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     token = app_token_for(server, session, tenant.tenant_id, app_credential)
     Api(server, session, tenant.tenant_id, token).call("Get-AcceptedDomain")
     refresh_token = device_code_token(server, session, tenant.tenant_id)["refresh_token"]
-    sandbox_text = "\n".join(
-        record.getMessage() for record in caplog.records if record.name.startswith("o365dkim")
-    )
-    assert sandbox_text
+    sandbox_text = "\n".join(sandbox_messages)
+    assert "Sandbox sign-in" in sandbox_text
     assert token not in sandbox_text
     assert refresh_token not in sandbox_text
     assert app_credential[0].decode().splitlines()[1] not in sandbox_text
