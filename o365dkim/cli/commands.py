@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from o365dkim.cli.logs import setup_logging
+from o365dkim.cli.logs import logging_to_stderr
 from o365dkim.cli.options import OutputFormat
 from o365dkim.cli.output import (
     JsonReporter,
@@ -80,16 +80,16 @@ def _split_servers(values: Sequence[str] | None) -> list[str]:
 def environment(args: dict[str, Any], domains: Sequence[str]) -> Iterator[Environment]:
     """Yield the run's settings, starting an in-process sandbox with --sandbox."""
     settings = settings_from_args(args)
-    setup_logging(debug=bool(args.get("debug")), secrets=settings.secrets())
-    if not args.get("sandbox"):
-        yield Environment(settings)
-        return
+    with logging_to_stderr(debug=bool(args.get("debug")), secrets=settings.secrets()):
+        if not args.get("sandbox"):
+            yield Environment(settings)
+            return
 
-    from o365dkim.sandbox.environment import SandboxEnvironment
+        from o365dkim.sandbox.environment import SandboxEnvironment
 
-    state_path: Path | None = args.get("sandbox_state")
-    with SandboxEnvironment(domains, state_path=state_path) as sandbox:
-        yield Environment(sandbox.apply(settings), sandbox.dns_provider())
+        state_path: Path | None = args.get("sandbox_state")
+        with SandboxEnvironment(domains, state_path=state_path) as sandbox:
+            yield Environment(sandbox.apply(settings), sandbox.dns_provider())
 
 
 def _console(output: OutputFormat) -> Console:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 _MASK = "***"
 # Libraries whose debug output can include request bodies; they stay at WARNING.
@@ -28,16 +30,44 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def setup_logging(*, debug: bool, secrets: Sequence[str]) -> None:
-    """Send o365dkim's log to stderr: warnings by default, everything with --debug."""
-    handler = logging.StreamHandler(sys.stderr)
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of each record (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def logging_to_stderr(*, debug: bool, secrets: Sequence[str]) -> Iterator[None]:
+    """Send o365dkim's log to stderr while a command runs: warnings, or everything with --debug.
+
+    The handler is removed afterwards, so a command run inside another program (or a
+    test) leaves that program's logging as it was.
+    """
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(secrets))
-    root = logging.getLogger("o365dkim")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    root.propagate = False
+    package = logging.getLogger("o365dkim")
+    saved = (package.level, package.propagate)
+    quiet = {name: logging.getLogger(name).level for name in _QUIET}
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if debug else logging.WARNING)
+    package.propagate = False
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(saved[0])
+        package.propagate = saved[1]
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)

@@ -6,8 +6,9 @@ Exit codes: 0 done, 1 failed, 2 invalid input or usage, 3 waiting for DNS (run a
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
+import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def _errors_to_exit(debug: bool, output: Any) -> Iterator[None]:
         yield
     except O365DkimError as err:
         if debug:
-            logging.getLogger("o365dkim").exception("command failed")
+            traceback.print_exc(file=sys.stderr)
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:

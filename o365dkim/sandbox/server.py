@@ -286,8 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = self.server.sandbox.route(method, self.path, headers, body)
         except Exception as err:
-            # A bug in the sandbox (or in a tenant hook) must show up as a 500 naming the
-            # error, not as a hung client; the body helps when the log is not visible.
+            # A bug in the sandbox or in a tenant hook becomes a 500 that names the error,
+            # so the client neither hangs nor depends on the server log to see it.
             log.exception("Sandbox server failed on %s %s", method, self.path)
             response = text_response(500, f"The sandbox server failed: {type(err).__name__}: {err}")
         self._send(response)
