@@ -22,26 +22,29 @@ def normalize_domain(value: str) -> str:
     Spaces, shell or PowerShell metacharacters, empty labels and labels over 63
     characters are rejected with a message naming the value and the rule.
     """
-    shown = repr(value)
+    quoted = repr(value)
     if value is None or value.strip() == "":
         raise InvalidInputError(
             "Invalid domain '': the name is empty. Give a domain such as contoso.com."
         )
     if value != value.strip() or any(ch.isspace() for ch in value):
-        raise InvalidInputError(f"Invalid domain {shown}: spaces are not allowed in a domain name.")
+        raise InvalidInputError(
+            f"Invalid domain {quoted}: spaces are not allowed in a domain name."
+        )
 
     name = value[:-1] if value.endswith(".") else value
-    ascii_name = _to_ascii(name, shown)
+    ascii_name = _to_ascii(name, quoted)
     labels = ascii_name.split(".")
     if len(labels) < 2:
         raise InvalidInputError(
-            f"Invalid domain {shown}: a mail domain needs at least two labels, such as contoso.com."
+            f"Invalid domain {quoted}: a mail domain needs at least two labels, "
+            "such as contoso.com."
         )
     for label in labels:
-        _check_label(label, shown)
+        _check_label(label, quoted)
     if len(ascii_name) > _MAX_NAME:
         raise InvalidInputError(
-            f"Invalid domain {shown}: the name is {len(ascii_name)} characters, over the "
+            f"Invalid domain {quoted}: the name is {len(ascii_name)} characters, over the "
             f"limit of {_MAX_NAME}."
         )
     return ascii_name
@@ -61,32 +64,32 @@ def selector_hosts(domain: str) -> tuple[str, str]:
     return (f"{_SELECTORS[0]}._domainkey.{domain}", f"{_SELECTORS[1]}._domainkey.{domain}")
 
 
-def _to_ascii(name: str, shown: str) -> str:
+def _to_ascii(name: str, quoted: str) -> str:
     if name.isascii():
         return name.lower()
     try:
         return dns.name.from_unicode(name).to_text(omit_final_dot=True).lower()
     except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel) as err:
-        raise InvalidInputError(f"Invalid domain {shown}: {err}") from err
+        raise InvalidInputError(f"Invalid domain {quoted}: {err}") from err
     except Exception as err:  # the IDNA codec raises several unrelated types
         raise InvalidInputError(
-            f"Invalid domain {shown}: it cannot be converted to IDNA ({err})."
+            f"Invalid domain {quoted}: it cannot be converted to IDNA ({err})."
         ) from err
 
 
-def _check_label(label: str, shown: str) -> None:
+def _check_label(label: str, quoted: str) -> None:
     if label == "":
         raise InvalidInputError(
-            f"Invalid domain {shown}: it contains an empty label "
+            f"Invalid domain {quoted}: it contains an empty label "
             "(two dots in a row or a leading dot)."
         )
     if len(label) > _MAX_LABEL:
         raise InvalidInputError(
-            f"Invalid domain {shown}: the label '{label[:20]}...' is {len(label)} characters, "
+            f"Invalid domain {quoted}: the label '{label[:20]}...' is {len(label)} characters, "
             f"over the limit of {_MAX_LABEL}."
         )
     if not _LABEL.match(label):
         raise InvalidInputError(
-            f"Invalid domain {shown}: the label '{label}' may contain only letters, digits and "
+            f"Invalid domain {quoted}: the label '{label}' may contain only letters, digits and "
             "hyphens, and may not start or end with a hyphen."
         )

@@ -52,7 +52,7 @@ class ZoneNotFoundError(DnsError):
 
 
 class DnsConflictError(DnsError):
-    """Raised when a selector name holds a different record and --replace was not given."""
+    """Raised when a selector name has a different record and --replace was not given."""
 
 
 class DnsProviderError(DnsError):

@@ -7,7 +7,7 @@ import requests
 from o365dkim import __version__
 
 #: (connect, read) seconds for every call. The admin API's own cmdlets end after 15 minutes,
-#: but DKIM cmdlets answer in seconds; a stuck call is better retried than waited on.
+#: but DKIM cmdlets return in seconds, so a stuck call is better retried than waited on.
 DEFAULT_TIMEOUT = (10.0, 120.0)
 USER_AGENT = f"o365dkim/{__version__}"
 

@@ -14,7 +14,7 @@ SANDBOX = "Sandbox"
 
 
 class OutputFormat(str, Enum):
-    """How results are written to stdout."""
+    """Format of the result written to stdout."""
 
     text = "text"
     json = "json"

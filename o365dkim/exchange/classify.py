@@ -97,7 +97,7 @@ def error_from_response(cmdlet: str, response: requests.Response, request_id: st
         )
     if status == 403:
         return ForbiddenError(
-            f"{cmdlet} was refused (HTTP 403): the caller lacks Exchange permissions.",
+            f"{cmdlet} was rejected (HTTP 403): the caller lacks Exchange permissions.",
             hint=_FORBIDDEN_HINT,
             **common,
         )
