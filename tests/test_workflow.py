@@ -14,13 +14,15 @@ import pytest
 from tenant_fixtures import TenantFactory, TenantHandle
 
 from o365dkim.dns.propagation import PropagationChecker
-from o365dkim.dns.records import names_equal
+from o365dkim.dns.records import PlanAction, names_equal
 from o365dkim.dns.sandbox import SandboxProvider
 from o365dkim.errors import DnsConflictError, InvalidInputError, NotConfiguredError
 from o365dkim.exchange.errors import DomainNotAcceptedError, ExchangeError
 from o365dkim.sandbox.dns_server import SandboxDnsServer
 from o365dkim.sandbox.tenant import ConfigState
-from o365dkim.workflow import EnableOptions, Event, Result, enable_domain, selector_records
+from o365dkim.plan import PlanOutcome, plan_domain
+from o365dkim.reports import Event, Result
+from o365dkim.workflow import EnableOptions, enable_domain, selector_records
 
 DOMAIN = "contoso.test"
 FAST = EnableOptions(timeout=10.0, interval=0.1, config_read_attempts=5, config_read_wait=0.05)
@@ -282,3 +284,45 @@ def test_records_create_makes_disabled_config(make_stack: Callable[..., Stack]) 
     config = stack.handle.tenant.config(DOMAIN)
     assert config is not None
     assert config.enabled is False
+
+
+def test_plan_new_domain_changes_nothing(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    plan = plan_domain(DOMAIN, exchange=stack.handle.client(), provider=SandboxProvider(stack.dns))
+    assert plan.outcome is PlanOutcome.CHANGES
+    assert plan.create_config is True
+    assert [item.action for item in plan.dns] == [PlanAction.CREATE, PlanAction.CREATE]
+    assert plan.steps()[-1] == "enable DKIM signing"
+    assert stack.handle.cmdlets() == ["Get-DkimSigningConfig"]
+    assert stack.dns.records(f"selector1._domainkey.{DOMAIN}") == []
+
+
+def test_plan_reports_conflict(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    stack.dns.set_rrset(f"selector2._domainkey.{DOMAIN}", "TXT", ["v=spf1 -all"])
+    plan = plan_domain(DOMAIN, exchange=stack.handle.client(), provider=SandboxProvider(stack.dns))
+    assert plan.outcome is PlanOutcome.CONFLICT
+    assert plan.dns[1].action is PlanAction.CONFLICT
+    assert "--replace" in plan.steps()[-1]
+    replaced = plan_domain(DOMAIN, exchange=stack.handle.client(),
+                           provider=SandboxProvider(stack.dns), replace=True)
+    assert replaced.dns[1].action is PlanAction.REPLACE
+
+
+def test_plan_enabled_nothing_to_do(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    stack.run()
+    plan = plan_domain(DOMAIN, exchange=stack.handle.client(), provider=SandboxProvider(stack.dns))
+    assert plan.outcome is PlanOutcome.NOTHING_TO_DO
+
+
+def test_plan_existing_config_unchanged(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    stack.handle.tenant.seed_config(DOMAIN, ConfigState.DISABLED)
+    config = stack.handle.tenant.config(DOMAIN)
+    assert config is not None
+    stack.dns.set_rrset(f"selector1._domainkey.{DOMAIN}", "CNAME",
+                        [config.target_of("selector1") + "."])
+    plan = plan_domain(DOMAIN, exchange=stack.handle.client(), provider=SandboxProvider(stack.dns))
+    assert plan.create_config is False
+    assert [item.action for item in plan.dns] == [PlanAction.UNCHANGED, PlanAction.CREATE]

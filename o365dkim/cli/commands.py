@@ -102,13 +102,14 @@ def _show_code(message: str) -> None:
 
 def run_enable(args: dict[str, Any]) -> int:
     """Run ``enable`` and return the exit code."""
+    from o365dkim.reports import Result
     from o365dkim.settings import (
         build_checker,
         build_dns_provider,
         build_exchange_client,
         build_token_provider,
     )
-    from o365dkim.workflow import EnableOptions, Result, enable_domain
+    from o365dkim.workflow import EnableOptions, enable_domain
 
     domain = _custom_domain(args["domain"])
     key_size = _key_size(args["key_size"])

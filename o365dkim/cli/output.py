@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.status import Status
 
 from o365dkim.dns.records import CnameRecord
-from o365dkim.workflow import EnableReport, Event, Result
+from o365dkim.reports import EnableReport, Event, Result
 
 _SYMBOLS = {
     "failed": "[red]✗[/red]",

@@ -9,7 +9,9 @@ from o365dkim.dns.provider import DnsProvider
 from o365dkim.dns.records import (
     CnameRecord,
     ExistingRecord,
+    PlanAction,
     PublishAction,
+    PublishPlan,
     PublishResult,
     canonical_name,
 )
@@ -63,6 +65,10 @@ class ManualProvider(DnsProvider):
             f"The manual provider cannot write {record.host}.",
             hint=f"Publish it at your DNS host: {record.zone_file_line()}",
         )
+
+    def plan(self, host: str, target: str | None, *, replace: bool = False) -> PublishPlan:
+        """Return MANUAL: a person publishes the record, and nothing can be read here."""
+        return PublishPlan(canonical_name(host), PlanAction.MANUAL)
 
     def publish(self, record: CnameRecord, *, replace: bool = False) -> PublishResult:
         """Return a MANUAL result without writing; ``replace`` has nothing to act on."""

@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 from o365dkim.dns.records import (
     CnameRecord,
     ExistingRecord,
+    PlanAction,
     PublishAction,
+    PublishPlan,
     PublishResult,
     canonical_name,
     names_equal,
@@ -83,6 +85,21 @@ class DnsProvider(abc.ABC):
         action = PublishAction.REPLACED if existing else PublishAction.CREATED
         log.info("%s: %s %s CNAME %s", self.name, action.value, record.host, record.target)
         return PublishResult(record, action, zone, tuple(existing))
+
+    def plan(self, host: str, target: str | None, *, replace: bool = False) -> PublishPlan:
+        """Return what ``publish`` would do at ``host``, reading only.
+
+        ``target`` is None when Exchange has not assigned one yet; then any record at the
+        name is in the way.
+        """
+        zone = self.find_zone(host)
+        existing = tuple(self.list_records(zone, host))
+        if target is not None and _has_equal_cname(existing, CnameRecord(host, target)):
+            return PublishPlan(host, PlanAction.UNCHANGED, existing)
+        if not existing:
+            return PublishPlan(host, PlanAction.CREATE)
+        action = PlanAction.REPLACE if replace else PlanAction.CONFLICT
+        return PublishPlan(host, action, existing)
 
     def verify_written(self, zone: str, record: CnameRecord) -> None:
         """Read ``record`` back and raise DnsReadBackError unless it is stored as intended."""

@@ -68,6 +68,25 @@ class PublishAction(str, enum.Enum):
     MANUAL = "manual"
 
 
+class PlanAction(str, enum.Enum):
+    """What publishing a CNAME would do, found without changing anything."""
+
+    CREATE = "create"
+    UNCHANGED = "unchanged"
+    REPLACE = "replace"
+    CONFLICT = "conflict"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """The planned action for one selector name and the records found there."""
+
+    host: str
+    action: PlanAction
+    existing: tuple[ExistingRecord, ...] = ()
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """The outcome of publishing one CNAME."""
