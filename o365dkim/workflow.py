@@ -1,7 +1,8 @@
 """The enable workflow: config, CNAMEs, propagation wait, enable, verify.
 
-This is a plain library function; the CLI and the bulk runner call it and decide how
-to show its events and result.
+``enable_domain`` runs the steps for one domain; the bulk runner drives the same
+``DomainRun`` steps itself so the DNS waits of many domains overlap. Neither prints:
+callers decide how to show events and results.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from o365dkim.dns.propagation import PropagationChecker, PropagationReport
@@ -23,7 +24,12 @@ from o365dkim.dns.records import (
 from o365dkim.domains import require_custom_domain, selector_hosts
 from o365dkim.errors import DnsError, InvalidInputError, NotConfiguredError, O365DkimError
 from o365dkim.exchange.client import ExchangeClient
-from o365dkim.exchange.errors import AlreadyExistsError, CnameMissingError, ExchangeError
+from o365dkim.exchange.errors import (
+    AlreadyExistsError,
+    CnameMissingError,
+    ExchangeError,
+    NotFoundError,
+)
 from o365dkim.exchange.models import DkimConfig
 from o365dkim.reports import EnableReport, Event, EventSink, Result, SelectorState
 
@@ -50,25 +56,136 @@ def _ignore(_event: Event) -> None:
     return None
 
 
-@dataclass
-class _Run:
-    domain: str
-    exchange: ExchangeClient
-    provider: DnsProvider
-    checker: PropagationChecker
-    options: EnableOptions
-    notify: EventSink
-    deadline: float
-    sleep: Callable[[float], None]
-    clock: Callable[[], float]
-    report: EnableReport = field(init=False)
+class DomainRun:
+    """The enable steps of one domain, run one by one (bulk) or all at once (enable_domain).
 
-    def __post_init__(self) -> None:
-        self.report = EnableReport(self.domain, Result.FAILED)
+    Each step that changes something emits a ``step`` event before (``phase="start"``)
+    and after (``phase="done"``) the change, so a journal can record both.
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        *,
+        exchange: ExchangeClient,
+        provider: DnsProvider,
+        checker: PropagationChecker,
+        options: EnableOptions | None = None,
+        notify: EventSink = _ignore,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        creation_unconfirmed: bool = False,
+    ) -> None:
+        self.domain = domain
+        self.exchange = exchange
+        self.provider = provider
+        self.checker = checker
+        self.options = options or EnableOptions()
+        self.notify = notify
+        self.sleep = sleep
+        self.clock = clock
+        self.deadline = clock() + self.options.timeout
+        #: True when an earlier, interrupted run may have sent New-DkimSigningConfig already.
+        self.creation_unconfirmed = creation_unconfirmed
+        self.report = EnableReport(domain, Result.FAILED)
+        self.config: DkimConfig | None = None
+        self.records: list[CnameRecord] = []
 
     def emit(self, kind: str, message: str, **data: Any) -> None:
+        """Log a step and pass it to the event sink."""
         log.info("%s: %s", self.domain, message)
         self.notify(Event(self.domain, kind, message, data))
+
+    def step(self, name: str, phase: str) -> None:
+        """Announce the start or end of a change, for journals."""
+        self.notify(Event(self.domain, "step", f"{name} {phase}", {"step": name, "phase": phase}))
+
+    def fail(self, error: O365DkimError) -> EnableReport:
+        """Record ``error`` as the result of the run."""
+        log.debug("enable %s failed", self.domain, exc_info=error)
+        self.report.result = Result.FAILED
+        self.report.error = error
+        self.emit("failed", str(error))
+        return self.report
+
+    def prepare(self) -> bool:
+        """Read or create the config and publish both CNAMEs.
+
+        Returns False when nothing is left to do (signing was already on).
+        """
+        require_custom_domain(self.domain)
+        config = self.exchange.get_dkim_config(self.domain)
+        if config is not None and config.enabled and config.has_targets:
+            self.emit("config", "DKIM signing is already enabled")
+            _finish(self, config, Result.ALREADY_ENABLED)
+            return False
+
+        self.config = _ensure_config(self, config)
+        self.records = _records_of(self.config)
+        self.report.selectors = [SelectorState(r.host, r.target, False) for r in self.records]
+        for record in self.records:
+            _publish(self, record)
+        return True
+
+    def check_dns(self) -> PropagationReport:
+        """Ask every authoritative server once and update the selectors' state."""
+        report = self.checker.check(self.domain, self.records)
+        _update_selectors(self, report)
+        return report
+
+    def mark_pending(self, report: PropagationReport) -> EnableReport:
+        """End the run as ``pending_dns``, naming what is missing where."""
+        assert self.config is not None
+        _mark_pending(self, self.config, report)
+        return self.report
+
+    def try_enable(self) -> bool:
+        """Send one Set-DkimSigningConfig -Enabled $true.
+
+        Returns False while Exchange does not see the CNAMEs or the new config yet.
+        """
+        self.step("enable", "start")
+        try:
+            self.exchange.set_dkim_enabled(self.domain, True)
+        except CnameMissingError as err:
+            self.step("enable", "rejected")
+            self.report.pending = [f"Exchange Online does not see the CNAMEs yet: {err.message}"]
+            return False
+        except NotFoundError as err:
+            # A config created seconds ago can be invisible to Set until it replicates.
+            self.step("enable", "rejected")
+            self.report.pending = [f"Exchange Online has not replicated the config yet: {err}"]
+            return False
+        self.step("enable", "done")
+        self.report.pending = []
+        self.report.changes.append("enabled DKIM signing")
+        self.emit("enabled", "Enabled DKIM signing")
+        return True
+
+    def mark_enable_pending(self) -> EnableReport:
+        """End the run as ``pending_dns`` because Exchange does not see the CNAMEs yet."""
+        assert self.config is not None
+        pending = self.report.pending
+        _finish(self, self.config, Result.PENDING_DNS)
+        self.report.pending = pending
+        self.emit(
+            "pending",
+            "Exchange Online does not see the CNAMEs yet. Run the same command again "
+            "later; its detection can take minutes.",
+        )
+        return self.report
+
+    def verify(self) -> EnableReport:
+        """Read the config back after enabling and record the end state."""
+        assert self.config is not None
+        final = self.exchange.get_dkim_config(self.domain) or self.config
+        _finish(self, final, Result.ENABLED if final.enabled else Result.FAILED)
+        if not final.enabled:
+            self.report.error = ExchangeError(
+                f"Enabling {self.domain} was accepted, but the config reads back as disabled.",
+                hint="Run 'o365dkim status' in a few minutes; replication can lag.",
+            )
+        return self.report
 
 
 def enable_domain(
@@ -87,75 +204,78 @@ def enable_domain(
     Errors of o365dkim's own types end up in the report (result ``failed``); the caller
     decides the exit code. Running it again on an enabled domain changes nothing.
     """
-    options = options or EnableOptions()
-    run = _Run(
+    run = DomainRun(
         domain,
-        exchange,
-        provider,
-        checker,
-        options,
-        notify,
-        clock() + options.timeout,
-        sleep,
-        clock,
+        exchange=exchange,
+        provider=provider,
+        checker=checker,
+        options=options,
+        notify=notify,
+        sleep=sleep,
+        clock=clock,
     )
     try:
         _enable(run)
     except InvalidInputError:
         raise
     except O365DkimError as err:
-        log.debug("enable %s failed", domain, exc_info=True)
-        run.report.result = Result.FAILED
-        run.report.error = err
-        run.emit("failed", str(err))
+        run.fail(err)
     return run.report
 
 
-def _enable(run: _Run) -> None:
-    require_custom_domain(run.domain)
-    config = run.exchange.get_dkim_config(run.domain)
-    if config is not None and config.enabled and config.has_targets:
-        run.emit("config", "DKIM signing is already enabled")
-        _finish(run, config, Result.ALREADY_ENABLED)
+def _enable(run: DomainRun) -> None:
+    if not run.prepare():
         return
-
-    config = _ensure_config(run, config)
-    records = _records_of(config)
-    run.report.selectors = [SelectorState(r.host, r.target, False) for r in records]
-    for record in records:
-        _publish(run, record)
-
-    report = _wait_for_dns(run, records)
+    report = _wait_for_dns(run)
     if not report.ready:
-        _mark_pending(run, config, report)
+        run.mark_pending(report)
         return
-    if not _enable_when_accepted(run):
-        return
-    final = run.exchange.get_dkim_config(run.domain) or config
-    _finish(run, final, Result.ENABLED if final.enabled else Result.FAILED)
-    if not final.enabled:
-        run.report.error = ExchangeError(
-            f"Enabling {run.domain} was accepted, but the config reads back as disabled.",
-            hint="Run 'o365dkim status' in a few minutes; replication can lag.",
-        )
+    while not run.try_enable():
+        if run.clock() + run.options.interval > run.deadline:
+            run.mark_enable_pending()
+            return
+        run.emit("retry", "Exchange Online does not see the CNAMEs yet; trying again")
+        run.sleep(run.options.interval)
+    run.verify()
 
 
-def _ensure_config(run: _Run, config: DkimConfig | None) -> DkimConfig:
+def _ensure_config(run: DomainRun, config: DkimConfig | None) -> DkimConfig:
     """Create the config (disabled) if no row exists, then read until both targets appear."""
-    if config is None:
-        try:
-            run.exchange.new_dkim_config(run.domain, key_size=run.options.key_size)
-            run.report.changes.append(
-                f"created DKIM config ({run.options.key_size}-bit keys, signing off)"
-            )
-            run.emit("config", f"Created the DKIM config with {run.options.key_size}-bit keys")
-        except AlreadyExistsError:
-            run.emit("config", "A DKIM config already exists; reading it")
-    elif config.has_targets:
+    if config is not None and config.has_targets:
         run.emit("config", "Found the DKIM config, signing off")
         return config
-
+    if config is None and run.creation_unconfirmed:
+        # An interrupted run may have created it, and replication can hide it for a while.
+        config = _read_or_none(run)
+        if config is not None:
+            return config
+    if config is None:
+        created = _create_config(run)
+        if created is not None and created.has_targets:
+            return created
     return read_until_targets(run.exchange, run.domain, run.options, run.sleep)
+
+
+def _read_or_none(run: DomainRun) -> DkimConfig | None:
+    try:
+        return read_until_targets(run.exchange, run.domain, run.options, run.sleep)
+    except ExchangeError:
+        return None
+
+
+def _create_config(run: DomainRun) -> DkimConfig | None:
+    key_size = run.options.key_size
+    run.step("create_config", "start")
+    try:
+        created = run.exchange.new_dkim_config(run.domain, key_size=key_size)
+    except AlreadyExistsError:
+        run.step("create_config", "done")
+        run.emit("config", "A DKIM config already exists; reading it")
+        return None
+    run.step("create_config", "done")
+    run.report.changes.append(f"created DKIM config ({key_size}-bit keys, signing off)")
+    run.emit("config", f"Created the DKIM config with {key_size}-bit keys")
+    return created
 
 
 def read_until_targets(
@@ -190,8 +310,10 @@ def _records_of(config: DkimConfig) -> list[CnameRecord]:
     return [CnameRecord(host1, config.selector1_cname), CnameRecord(host2, config.selector2_cname)]
 
 
-def _publish(run: _Run, record: CnameRecord) -> PublishResult:
+def _publish(run: DomainRun, record: CnameRecord) -> PublishResult:
+    run.step(f"publish {record.host}", "start")
     result = run.provider.publish(record, replace=run.options.replace)
+    run.step(f"publish {record.host}", "done")
     if result.action is PublishAction.MANUAL:
         run.emit(
             "manual",
@@ -208,7 +330,7 @@ def _publish(run: _Run, record: CnameRecord) -> PublishResult:
     return result
 
 
-def _wait_for_dns(run: _Run, records: list[CnameRecord]) -> PropagationReport:
+def _wait_for_dns(run: DomainRun) -> PropagationReport:
     remaining = max(0.0, run.deadline - run.clock())
     run.emit(
         "waiting",
@@ -222,7 +344,7 @@ def _wait_for_dns(run: _Run, records: list[CnameRecord]) -> PropagationReport:
 
     report = run.checker.wait(
         run.domain,
-        records,
+        run.records,
         timeout=remaining,
         interval=run.options.interval,
         on_poll=on_poll,
@@ -235,7 +357,7 @@ def _wait_for_dns(run: _Run, records: list[CnameRecord]) -> PropagationReport:
     return report
 
 
-def _update_selectors(run: _Run, report: PropagationReport) -> None:
+def _update_selectors(run: DomainRun, report: PropagationReport) -> None:
     for selector in run.report.selectors:
         selector.published = report.published(selector.host)
 
@@ -251,7 +373,7 @@ def _describe_missing(report: PropagationReport) -> list[str]:
     return [answer.describe() for answer in report.missing()]
 
 
-def _mark_pending(run: _Run, config: DkimConfig, report: PropagationReport) -> None:
+def _mark_pending(run: DomainRun, config: DkimConfig, report: PropagationReport) -> None:
     _finish(run, config, Result.PENDING_DNS)
     run.report.pending = _describe_missing(report)
     wait_hint = ""
@@ -265,30 +387,7 @@ def _mark_pending(run: _Run, config: DkimConfig, report: PropagationReport) -> N
     )
 
 
-def _enable_when_accepted(run: _Run) -> bool:
-    """Turn signing on, retrying while Exchange still reports the CNAMEs missing."""
-    while True:
-        try:
-            run.exchange.set_dkim_enabled(run.domain, True)
-        except CnameMissingError as err:
-            if run.clock() + run.options.interval > run.deadline:
-                run.report.result = Result.PENDING_DNS
-                run.report.pending = [f"Exchange Online does not see the CNAMEs yet: {err.message}"]
-                run.emit(
-                    "pending",
-                    "Exchange Online does not see the CNAMEs yet. Run the same "
-                    "command again later; its detection can take minutes.",
-                )
-                return False
-            run.emit("retry", "Exchange Online does not see the CNAMEs yet; trying again")
-            run.sleep(run.options.interval)
-            continue
-        run.report.changes.append("enabled DKIM signing")
-        run.emit("enabled", "Enabled DKIM signing")
-        return True
-
-
-def _finish(run: _Run, config: DkimConfig, result: Result) -> None:
+def _finish(run: DomainRun, config: DkimConfig, result: Result) -> None:
     report = run.report
     report.result = result
     report.enabled = config.enabled
@@ -303,7 +402,7 @@ def _finish(run: _Run, config: DkimConfig, result: Result) -> None:
         _check_active_key(run, config)
 
 
-def _observe_selectors(run: _Run, records: list[CnameRecord]) -> list[SelectorState]:
+def _observe_selectors(run: DomainRun, records: list[CnameRecord]) -> list[SelectorState]:
     """Return the selectors with what the name servers return now, for a read-only report."""
     try:
         state = run.checker.check(run.domain, records)
@@ -313,7 +412,7 @@ def _observe_selectors(run: _Run, records: list[CnameRecord]) -> list[SelectorSt
     return [SelectorState(r.host, r.target, state.published(r.host)) for r in records]
 
 
-def _check_active_key(run: _Run, config: DkimConfig) -> None:
+def _check_active_key(run: DomainRun, config: DkimConfig) -> None:
     """Record whether the active selector's target has a key (field case F4: its own state)."""
     active = config.active_selector
     for selector in run.report.selectors:
@@ -329,17 +428,7 @@ def domain_status(
     config = exchange.get_dkim_config(domain)
     if config is None:
         return report
-    run = _Run(
-        domain,
-        exchange,
-        _NoProvider(),
-        checker,
-        EnableOptions(),
-        _ignore,
-        time.monotonic(),
-        time.sleep,
-        time.monotonic,
-    )
+    run = DomainRun(domain, exchange=exchange, provider=_NoProvider(), checker=checker)
     _finish(run, config, Result.ENABLED if config.enabled else Result.DISABLED)
     return run.report
 
