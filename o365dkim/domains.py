@@ -23,17 +23,19 @@ def normalize_domain(value: str) -> str:
     characters are rejected with a message naming the value and the rule.
     """
     quoted = repr(value)
-    if value is None or value.strip() == "":
+    if value.strip() == "":
         raise InvalidInputError(
-            "Invalid domain '': the name is empty. Give a domain such as contoso.com."
+            f"Invalid domain {quoted}: the name is empty. Give a domain such as contoso.com."
         )
-    if value != value.strip() or any(ch.isspace() for ch in value):
+    if any(ch.isspace() for ch in value):
         raise InvalidInputError(
-            f"Invalid domain {quoted}: spaces are not allowed in a domain name."
+            f"Invalid domain {quoted}: spaces, tabs and line breaks are not allowed in a "
+            "domain name."
         )
 
     name = value[:-1] if value.endswith(".") else value
     ascii_name = _to_ascii(name, quoted)
+    _check_characters(ascii_name, quoted)
     labels = ascii_name.split(".")
     if len(labels) < 2:
         raise InvalidInputError(
@@ -47,7 +49,23 @@ def normalize_domain(value: str) -> str:
             f"Invalid domain {quoted}: the name is {len(ascii_name)} characters, over the "
             f"limit of {_MAX_NAME}."
         )
+    if labels[-1].isdigit():
+        # RFC 3696 section 2: a top-level domain is never all-numeric.
+        raise InvalidInputError(
+            f"Invalid domain {quoted}: the last label '{labels[-1]}' is all digits, which no "
+            "top-level domain is."
+        )
     return ascii_name
+
+
+def _check_characters(name: str, quoted: str) -> None:
+    bad = sorted({ch for ch in name if not (ch.isascii() and (ch.isalnum() or ch in ".-"))})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        raise InvalidInputError(
+            f"Invalid domain {quoted}: {shown} is not allowed, because a domain name may "
+            "contain only letters, digits, hyphens and dots."
+        )
 
 
 def require_custom_domain(domain: str) -> None:
@@ -88,8 +106,23 @@ def _check_label(label: str, quoted: str) -> None:
             f"Invalid domain {quoted}: the label '{label[:20]}...' is {len(label)} characters, "
             f"over the limit of {_MAX_LABEL}."
         )
+    if label.startswith("xn--") and not _is_valid_a_label(label):
+        raise InvalidInputError(
+            f"Invalid domain {quoted}: the label '{label}' is not a valid IDNA A-label."
+        )
     if not _LABEL.match(label):
         raise InvalidInputError(
             f"Invalid domain {quoted}: the label '{label}' may contain only letters, digits and "
             "hyphens, and may not start or end with a hyphen."
         )
+
+
+def _is_valid_a_label(label: str) -> bool:
+    """Return True when an ``xn--`` label decodes as IDNA 2008 (the idna package dnspython uses)."""
+    import idna
+
+    try:
+        idna.decode(label)
+    except idna.IDNAError:
+        return False
+    return True

@@ -18,15 +18,25 @@ class O365DkimError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} {self.hint}"
-        return self.message
+        if not self.hint:
+            return self.message
+        separator = " " if self.message.endswith((".", "!", "?", ":")) else ". "
+        return f"{self.message}{separator}{self.hint}"
 
 
 class InvalidInputError(O365DkimError):
     """Raised when a value given by the user breaks a rule, before anything is called."""
 
     exit_code = 2
+
+
+class InputRequiredError(InvalidInputError):
+    """Raised when a step needs a person (a prompt or an interactive sign-in) but input is off.
+
+    Input is off with --no-input, O365DKIM_NO_INPUT=1, or when stdin is not a terminal.
+    It derives from InvalidInputError so that the enable workflow re-raises it (exit 2)
+    instead of reporting the domain as failed.
+    """
 
 
 class ConfigurationError(O365DkimError):

@@ -103,6 +103,8 @@ class DomainRun:
     def fail(self, error: O365DkimError) -> EnableReport:
         """Record ``error`` as the result of the run."""
         log.debug("enable %s failed", self.domain, exc_info=error)
+        if self.config is not None:
+            _fill_config(self.report, self.config)
         self.report.result = Result.FAILED
         self.report.error = error
         self.emit("failed", str(error))
@@ -390,16 +392,20 @@ def _mark_pending(run: DomainRun, config: DkimConfig, report: PropagationReport)
 def _finish(run: DomainRun, config: DkimConfig, result: Result) -> None:
     report = run.report
     report.result = result
+    _fill_config(report, config)
+    if not report.selectors and config.has_targets:
+        report.selectors = _observe_selectors(run, _records_of(config))
+    if config.enabled:
+        _check_active_key(run, config)
+
+
+def _fill_config(report: EnableReport, config: DkimConfig) -> None:
     report.enabled = config.enabled
     report.status = config.status or None
     report.key_size = {
         "selector1": config.selector1_key_size,
         "selector2": config.selector2_key_size,
     }
-    if not report.selectors and config.has_targets:
-        report.selectors = _observe_selectors(run, _records_of(config))
-    if config.enabled:
-        _check_active_key(run, config)
 
 
 def _observe_selectors(run: DomainRun, records: list[CnameRecord]) -> list[SelectorState]:

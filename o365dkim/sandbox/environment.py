@@ -73,6 +73,17 @@ class SandboxEnvironment:
     def start(self) -> None:
         """Start DNS and the tenant (restoring saved state), and register the app."""
         state = self._load_state()
+        try:
+            self._start(state)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            self.stop(save=False)
+            raise ConfigurationError(
+                f"The sandbox state file {self.state_path} is damaged ({type(err).__name__}: "
+                f"{err}).",
+                hint="Give a file that o365dkim wrote, or a new file name.",
+            ) from err
+
+    def _start(self, state: dict[str, Any]) -> None:
         self._workdir = tempfile.TemporaryDirectory(prefix="o365dkim-sandbox-")
         workdir = Path(self._workdir.name)
         self.ca = EphemeralCA()
@@ -89,10 +100,11 @@ class SandboxEnvironment:
         self.server.register_app(self.tenant.tenant_id, self.client_id, cert_pem)
         log.info("Sandbox tenant %s at %s", self.tenant.name, self.server.base_url)
 
-    def stop(self) -> None:
+    def stop(self, *, save: bool = True) -> None:
         """Save the state (with --sandbox-state), stop the servers and delete the key files."""
         try:
-            self._save_state()
+            if save:
+                self._save_state()
         finally:
             if self.server is not None:
                 self.server.stop()
@@ -173,14 +185,14 @@ class SandboxEnvironment:
         except (OSError, ValueError) as err:
             raise ConfigurationError(
                 f"Cannot read the sandbox state file {self.state_path}: {err}.",
-                hint="Delete it to start a new sandbox.",
+                hint="Give a file that o365dkim wrote, or a new file name.",
             ) from err
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        if not _looks_like_state(state):
             raise ConfigurationError(
-                f"The sandbox state file {self.state_path} is not a state file of this version.",
-                hint="Delete it to start a new sandbox.",
+                f"{self.state_path} is not a sandbox state file of this version.",
+                hint="Give a file that o365dkim wrote, or a new file name.",
             )
-        return state
+        return dict(state)
 
     def _save_state(self) -> None:
         if self.state_path is None or self.tenant is None or self.dns is None:
@@ -193,6 +205,15 @@ class SandboxEnvironment:
         partial = self.state_path.with_name(self.state_path.name + ".tmp")
         partial.write_text(json.dumps(state), encoding="utf-8")
         os.replace(partial, self.state_path)
+
+
+def _looks_like_state(state: Any) -> bool:
+    return (
+        isinstance(state, dict)
+        and state.get("version") == STATE_VERSION
+        and isinstance(state.get("tenant"), dict)
+        and isinstance(state.get("dns"), dict)
+    )
 
 
 def _write_private(path: Path, data: bytes) -> Path:
