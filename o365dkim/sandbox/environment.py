@@ -1,4 +1,4 @@
-"""A whole sandbox in one process: tenant over HTTPS, MSAL app, and two-server DNS.
+"""A whole sandbox in one process: tenants over HTTPS, an MSAL app, and two-server DNS.
 
 ``o365dkim ... --sandbox`` runs the real code path against it: MSAL certificate sign-in,
 the admin API client, the DNS provider interface and the propagation check all talk to
@@ -11,9 +11,10 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,34 +30,52 @@ from o365dkim.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Initial domain of the sandbox tenant; its mixed-case prefix shows up in the targets.
+#: Initial domain of the default sandbox tenant; its mixed-case prefix shows up in targets.
 TENANT_NAME = "O365DkimSandbox.onmicrosoft.com"
 #: Zones that hold the DKIM keys behind the selector targets.
 KEY_ZONES = ("dkim.mail.microsoft", "onmicrosoft.com")
-STATE_VERSION = 1
+STATE_VERSION = 2
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
 class SandboxEnvironment:
-    """Starts the sandbox tenant and DNS servers, and saves their state on exit."""
+    """Starts sandbox tenants and DNS servers, and saves their state on exit.
+
+    ``domains`` become accepted domains of the default tenant; ``tenants`` maps further
+    tenants (``*.onmicrosoft.com`` names or GUIDs) to their accepted domains.
+    ``latency`` adds seconds to every admin API call, for rehearsals and benchmarks.
+    """
 
     def __init__(
         self,
-        domains: Sequence[str],
+        domains: Sequence[str] = (),
         *,
+        tenants: Mapping[str, Sequence[str]] | None = None,
         state_path: Path | None = None,
         secondary_lag: float = 3.0,
+        latency: float = 0.0,
     ) -> None:
-        self.domains = [canonical_name(domain) for domain in domains]
+        self.wanted: dict[str, list[str]] = {}
+        if domains or not tenants:
+            self.wanted[TENANT_NAME.lower()] = [canonical_name(d) for d in domains]
+        for tenant, names in (tenants or {}).items():
+            self.wanted.setdefault(tenant.lower(), []).extend(canonical_name(d) for d in names)
         self.state_path = state_path
         self.secondary_lag = secondary_lag
+        self.latency = latency
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca: EphemeralCA | None = None
         self.dns: SandboxDnsServer | None = None
-        self.tenant: SandboxTenant | None = None
+        self.tenants: dict[str, SandboxTenant] = {}
         self.server: SandboxServer | None = None
         self.client_id = str(uuid.uuid4())
         self.ca_bundle: Path | None = None
         self.certificate: Path | None = None
+
+    @property
+    def tenant(self) -> SandboxTenant:
+        """Return the default tenant (the first one)."""
+        return next(iter(self.tenants.values()))
 
     def __enter__(self) -> SandboxEnvironment:
         self.start()
@@ -71,7 +90,7 @@ class SandboxEnvironment:
         self.stop()
 
     def start(self) -> None:
-        """Start DNS and the tenant (restoring saved state), and register the app."""
+        """Start DNS and the tenants (restoring saved state), and register the app."""
         state = self._load_state()
         try:
             self._start(state)
@@ -91,14 +110,18 @@ class SandboxEnvironment:
 
         self.dns = self._make_dns(state.get("dns"))
         self.dns.start()
-        self.tenant = self._make_tenant(state.get("tenant"), self.dns)
-        self.server = SandboxServer(self.ca, [self.tenant])
+        self.tenants = self._make_tenants(state.get("tenants", []), self.dns)
+        unique = list({id(tenant): tenant for tenant in self.tenants.values()}.values())
+        self.server = SandboxServer(self.ca, unique)
+        self.server.faults.update(latency_seconds=self.latency)
         self.server.start()
 
         key_pem, cert_pem = make_client_certificate("o365dkim sandbox app")
         self.certificate = _write_private(workdir / "app.pem", key_pem + cert_pem)
-        self.server.register_app(self.tenant.tenant_id, self.client_id, cert_pem)
-        log.info("Sandbox tenant %s at %s", self.tenant.name, self.server.base_url)
+        for tenant in unique:
+            # One multi-tenant app, as an MSP registers it once and consents per customer.
+            self.server.register_app(tenant.tenant_id, self.client_id, cert_pem)
+        log.info("Sandbox with %d tenant(s) at %s", len(self.tenants), self.server.base_url)
 
     def stop(self, *, save: bool = True) -> None:
         """Save the state (with --sandbox-state), stop the servers and delete the key files."""
@@ -114,17 +137,21 @@ class SandboxEnvironment:
                 self._workdir.cleanup()
                 self._workdir = None
 
-    def apply(self, settings: Settings) -> Settings:
+    def apply(self, settings: Settings, tenant: str | None = None) -> Settings:
         """Return ``settings`` pointed at the sandbox: sign-in, admin API, CA and DNS."""
-        assert self.server and self.tenant and self.dns and self.certificate and self.ca_bundle
+        assert self.server and self.dns and self.certificate and self.ca_bundle
+        chosen = self.tenants[tenant.lower()] if tenant else self.tenant
         servers = [f"{host}:{port}" for host, port in (self.dns.primary, self.dns.secondary)]
         return dataclasses.replace(
             settings,
-            tenant=self.tenant.name,
+            tenant=tenant or chosen.name,
             client_id=self.client_id,
             auth="certificate",
             certificate=self.certificate,
             certificate_password=None,
+            client_secret=None,
+            # Each run has a new server, so its tokens are of no use to the next run.
+            token_cache="none",
             authority_host=self.server.base_url,
             api_base=self.server.base_url,
             ca_bundle=str(self.ca_bundle),
@@ -146,14 +173,15 @@ class SandboxEnvironment:
             dns_server = SandboxDnsServer.from_dict(saved, secondary_lag=self.secondary_lag)
         else:
             dns_server = SandboxDnsServer(KEY_ZONES, secondary_lag=self.secondary_lag)
-        for domain in self.domains:
-            if dns_server.zone_for(domain) is None:
-                dns_server.add_zone(domain)
+        for domains in self.wanted.values():
+            for domain in domains:
+                if dns_server.zone_for(domain) is None:
+                    dns_server.add_zone(domain)
         return dns_server
 
-    def _make_tenant(
-        self, saved: dict[str, Any] | None, dns_server: SandboxDnsServer
-    ) -> SandboxTenant:
+    def _make_tenants(
+        self, saved: list[dict[str, Any]], dns_server: SandboxDnsServer
+    ) -> dict[str, SandboxTenant]:
         def lookup(host: str) -> str | None:
             # Exchange checks through a recursive resolver that may reach either server;
             # the lagging secondary is the stricter choice.
@@ -162,20 +190,18 @@ class SandboxEnvironment:
         def publish(target: str, value: str) -> None:
             dns_server.set_rrset(target, "TXT", [value])
 
-        if saved:
-            tenant = SandboxTenant.from_dict(saved, cname_lookup=lookup, publish_key=publish)
-        else:
-            tenant = SandboxTenant(
-                TENANT_NAME,
-                tenant_id_for(TENANT_NAME),
-                [],
-                cname_lookup=lookup,
-                publish_key=publish,
-            )
-        for domain in self.domains:
-            if domain not in tenant.accepted_domains:
-                tenant.accepted_domains.append(domain)
-        return tenant
+        tenants: dict[str, SandboxTenant] = {}
+        for data in saved:
+            tenant = SandboxTenant.from_dict(data, cname_lookup=lookup, publish_key=publish)
+            tenants[tenant.name.lower()] = tenant
+            tenants[tenant.tenant_id] = tenant
+        for key, domains in self.wanted.items():
+            tenant = tenants.get(key) or _new_tenant(key, lookup, publish)
+            tenants[tenant.name.lower()] = tenants[tenant.tenant_id] = tenants[key] = tenant
+            for domain in domains:
+                if domain not in tenant.accepted_domains:
+                    tenant.accepted_domains.append(domain)
+        return _unique_in_order(tenants, self.wanted)
 
     def _load_state(self) -> dict[str, Any]:
         if self.state_path is None or not self.state_path.exists():
@@ -195,11 +221,12 @@ class SandboxEnvironment:
         return dict(state)
 
     def _save_state(self) -> None:
-        if self.state_path is None or self.tenant is None or self.dns is None:
+        if self.state_path is None or not self.tenants or self.dns is None:
             return
+        unique = {id(tenant): tenant for tenant in self.tenants.values()}
         state = {
             "version": STATE_VERSION,
-            "tenant": self.tenant.to_dict(),
+            "tenants": [tenant.to_dict() for tenant in unique.values()],
             "dns": self.dns.to_dict(),
         }
         partial = self.state_path.with_name(self.state_path.name + ".tmp")
@@ -207,11 +234,31 @@ class SandboxEnvironment:
         os.replace(partial, self.state_path)
 
 
+def _new_tenant(key: str, lookup: Any, publish: Any) -> SandboxTenant:
+    if _GUID.match(key):
+        return SandboxTenant(
+            f"tenant-{key[:8]}.onmicrosoft.com", key, [], cname_lookup=lookup, publish_key=publish
+        )
+    return SandboxTenant(key, tenant_id_for(key), [], cname_lookup=lookup, publish_key=publish)
+
+
+def _unique_in_order(
+    tenants: dict[str, SandboxTenant], wanted: Mapping[str, Sequence[str]]
+) -> dict[str, SandboxTenant]:
+    """Return the tenants keyed by every name they answer to, wanted ones first."""
+    ordered: dict[str, SandboxTenant] = {}
+    for key in wanted:
+        ordered[key] = tenants[key]
+    for key, tenant in tenants.items():
+        ordered.setdefault(key, tenant)
+    return ordered
+
+
 def _looks_like_state(state: Any) -> bool:
     return (
         isinstance(state, dict)
         and state.get("version") == STATE_VERSION
-        and isinstance(state.get("tenant"), dict)
+        and isinstance(state.get("tenants"), list)
         and isinstance(state.get("dns"), dict)
     )
 

@@ -6,6 +6,7 @@ import base64
 import datetime
 import secrets
 import string
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,10 @@ STATUS_CNAME_MISSING = "CnameMissing"
 #: A new key signs this long after Rotate-DkimSigningConfig (Microsoft documents about 4 days).
 ROTATION_DELAY = datetime.timedelta(hours=96)
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+_POOL_SIZE = 6
+_POOL: dict[int, list[SelectorKey]] = {}
+_POOL_NEXT: dict[int, int] = {}
+_POOL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,26 @@ class SelectorKey:
 
     @classmethod
     def generate(cls, size: int) -> SelectorKey:
-        """Generate a fresh RSA key of ``size`` bits and keep only its public half.
+        """Return an RSA public key of ``size`` bits from a small rotating pool.
 
-        The sandbox never signs mail, so the private key is dropped at once.
+        The sandbox never signs mail, so keys only need to look real and to differ from
+        the previous one (rotation checks that). Generating a 2048-bit key takes tens of
+        milliseconds, which a run over a thousand domains would feel, so the first
+        ``_POOL_SIZE`` keys of each size are generated and then handed out in turn.
         """
+        with _POOL_LOCK:
+            pool = _POOL.setdefault(size, [])
+            counter = _POOL_NEXT.get(size, 0)
+            _POOL_NEXT[size] = counter + 1
+            if len(pool) >= _POOL_SIZE:
+                return pool[counter % _POOL_SIZE]
+        key = cls._fresh(size)
+        with _POOL_LOCK:
+            pool.append(key)
+        return key
+
+    @classmethod
+    def _fresh(cls, size: int) -> SelectorKey:
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=size)
         der = private_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

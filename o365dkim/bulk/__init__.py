@@ -1,0 +1,1 @@
+"""Bulk onboarding: many domains across tenants from one CSV, journaled and resumable."""
