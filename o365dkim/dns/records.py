@@ -95,3 +95,18 @@ class PublishResult:
     action: PublishAction
     zone: str
     replaced: tuple[ExistingRecord, ...] = ()
+    #: Problems that did not stop publishing, each one sentence with its fix.
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """The outcome of a read-only check of a provider's credentials and permissions."""
+
+    provider: str
+    #: The zone at the provider that contains the name that was checked.
+    zone: str
+    #: Checks that passed, one sentence each.
+    checks: tuple[str, ...]
+    #: Checks that could not run or found a problem, one sentence each with its fix.
+    warnings: tuple[str, ...] = ()
