@@ -56,6 +56,8 @@ class EnableReport:
     error: O365DkimError | None = None
     #: One line per selector and name server that does not return the target yet.
     pending: list[str] = field(default_factory=list)
+    #: Things the DNS provider noticed that need a person, such as CNAME flattening.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report in the documented JSON shape."""
@@ -71,6 +73,7 @@ class EnableReport:
             "selectors": [selector.to_dict() for selector in self.selectors],
             "changes": self.changes,
             "pending": self.pending,
+            "warnings": self.warnings,
             "error": error,
         }
 

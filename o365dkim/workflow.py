@@ -316,6 +316,9 @@ def _publish(run: DomainRun, record: CnameRecord) -> PublishResult:
     run.step(f"publish {record.host}", "start")
     result = run.provider.publish(record, replace=run.options.replace)
     run.step(f"publish {record.host}", "done")
+    for warning in result.warnings:
+        run.report.warnings.append(warning)
+        run.emit("warning", warning)
     if result.action is PublishAction.MANUAL:
         run.emit(
             "manual",

@@ -88,6 +88,7 @@ def bulk(  # noqa: PLR0917 -- a typer command takes one parameter per option
     rfc2136_key_name: opt.Rfc2136KeyName = None,
     rfc2136_key_secret: opt.Rfc2136KeySecret = None,
     rfc2136_key_algorithm: opt.Rfc2136KeyAlgorithm = "hmac-sha256",
+    dns_option: opt.DnsOptions = None,
     nameserver: opt.Nameservers = None,
     resolver: opt.Resolvers = None,
     replace: opt.Replace = False,
@@ -101,6 +102,10 @@ def bulk(  # noqa: PLR0917 -- a typer command takes one parameter per option
     sandbox_lag: Annotated[
         float, typer.Option(hidden=True, min=0, help="Seconds the sandbox secondary lags.")
     ] = 3.0,
+    sandbox_report: Annotated[
+        Path | None,
+        typer.Option(hidden=True, help="JSON file for the sandbox's call and token counts."),
+    ] = None,
     debug: opt.Debug = False,
     no_input: opt.NoInput = False,
     log_format: opt.LogFormatOption = opt.LogFormat.text,

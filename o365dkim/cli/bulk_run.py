@@ -107,6 +107,7 @@ def _sandbox(args: dict[str, Any], data: BulkInput) -> Iterator[Any]:
         tenants=tenants,
         latency=float(args.get("sandbox_latency") or 0.0),
         secondary_lag=float(args.get("sandbox_lag") or 0.0),
+        report_path=args.get("sandbox_report"),
     ) as sandbox:
         yield sandbox
 

@@ -9,13 +9,15 @@ A records 127.0.0.1 for those two names. Names outside the zones get REFUSED.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import logging
 import socket
 import socketserver
 import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -67,6 +69,50 @@ class _Change:
     zone: str
     key: _RrsetKey
     rrset: _Rrset | None  # None deletes the rrset
+    seq: int = 0
+
+
+@dataclass
+class _ViewCache:
+    """The records one listener serves, advanced change by change instead of rebuilt.
+
+    ``owners`` indexes the record types at each owner name; ``names`` counts, for every
+    name, the owners at or below it, which answers "does this name exist" at once.
+    """
+
+    seq: int
+    data: dict[_RrsetKey, _Rrset]
+    owners: dict[str, set[str]]
+    names: collections.Counter[str]
+
+    @classmethod
+    def build(cls, base: Mapping[_RrsetKey, _Rrset], seq: int) -> _ViewCache:
+        cache = cls(seq, {}, {}, collections.Counter())
+        for key, rrset in base.items():
+            cache.apply(key, rrset)
+        return cache
+
+    def apply(self, key: _RrsetKey, rrset: _Rrset | None) -> None:
+        owner, rtype = key
+        types = self.owners.get(owner)
+        if rrset is None:
+            if self.data.pop(key, None) is not None and types is not None:
+                types.discard(rtype)
+                if not types:
+                    del self.owners[owner]
+                    self._count(owner, -1)
+            return
+        self.data[key] = rrset
+        if types is None:
+            self.owners[owner] = {rtype}
+            self._count(owner, 1)
+        else:
+            types.add(rtype)
+
+    def _count(self, owner: str, step: int) -> None:
+        labels = owner.split(".")
+        for start in range(len(labels)):
+            self.names[".".join(labels[start:])] += step
 
 
 class SandboxDnsServer:
@@ -88,8 +134,12 @@ class SandboxDnsServer:
         self._zones: set[str] = set()
         self._base: dict[_RrsetKey, _Rrset] = {}
         self._changes: list[_Change] = []
+        self._next_seq = 1
         # Changes already folded into _base, per zone, so the SOA serial keeps rising.
         self._folded_counts: dict[str, int] = {}
+        # Times of the changes still in the log, per zone, for the SOA serial.
+        self._zone_times: dict[str, list[float]] = {}
+        self._caches: dict[str, _ViewCache] = {}
         self._lock = threading.Lock()
         self._listeners: dict[str, tuple[socketserver.BaseServer, socketserver.BaseServer]] = {}
         self._threads: list[threading.Thread] = []
@@ -193,11 +243,9 @@ class SandboxDnsServer:
         The synthesized SOA, NS and name server A records are included.
         """
         owner = canonical_name(name)
-        view = self._served_data("primary")
         found: list[tuple[str, str, int]] = []
-        for (record_name, rtype), (ttl, values) in sorted(view.items()):
-            if record_name == owner:
-                found.extend((rtype, value, ttl) for value in values)
+        for rtype, (ttl, values) in sorted(self._rrsets_at(owner, "primary").items()):
+            found.extend((rtype, value, ttl) for value in values)
         return found
 
     def set_rrset(self, name: str, rtype: str, values: Sequence[str], ttl: int = 3600) -> None:
@@ -208,7 +256,8 @@ class SandboxDnsServer:
         """
         owner, record_type = self._check_owner(name), rtype.upper()
         parsed = tuple(_normalize_value(record_type, value) for value in values)
-        current = {key[1] for key in self._view("primary") if key[0] == owner}
+        with self._lock:
+            current = set(self._advance("primary").owners.get(owner, ()))
         others = current - {record_type}
         if (record_type == "CNAME" and others) or (record_type != "CNAME" and "CNAME" in current):
             raise DnsConflictError(
@@ -219,14 +268,15 @@ class SandboxDnsServer:
     def delete_rrset(self, name: str, rtype: str | None = None) -> None:
         """Delete the rrset of ``rtype`` at ``name``, or all rrsets there when ``rtype`` is None."""
         owner = self._check_owner(name)
-        keys = [key for key in self._view("primary") if key[0] == owner]
-        for key in keys:
-            if rtype is None or key[1] == rtype.upper():
-                self._record_change(key, None)
+        with self._lock:
+            types = sorted(self._advance("primary").owners.get(owner, ()))
+        for record_type in types:
+            if rtype is None or record_type == rtype.upper():
+                self._record_change((owner, record_type), None)
 
     def lookup_cname(self, name: str, *, view: str = "secondary") -> str | None:
         """Return the CNAME target at ``name`` as ``view`` serves it, without network traffic."""
-        rrset = self._view(view).get((canonical_name(name), "CNAME"))
+        rrset = self._cache(view).data.get((canonical_name(name), "CNAME"))
         return canonical_name(rrset[1][0]) if rrset else None
 
     def _check_owner(self, name: str) -> str:
@@ -242,34 +292,59 @@ class SandboxDnsServer:
         zone = self.zone_for(key[0]) or key[0]
         now = time.monotonic()
         with self._lock:
-            self._changes.append(_Change(now, zone, key, rrset))
+            self._changes.append(_Change(now, zone, key, rrset, self._next_seq))
+            self._next_seq += 1
+            self._zone_times.setdefault(zone, []).append(now)
             self._fold_changes(now - self.secondary_lag)
         log.debug("sandbox DNS: %s %s -> %s", key[0], key[1], rrset)
 
     def _fold_changes(self, before: float) -> None:
         # Changes that both views already see move into the base, so the log stays short.
-        while self._changes and self._changes[0].time <= before:
-            change = self._changes.pop(0)
+        # The caches take them first, because a folded change leaves the log for good.
+        for view in list(self._caches):
+            self._advance(view)
+        folded = 0
+        while folded < len(self._changes) and self._changes[folded].time <= before:
+            change = self._changes[folded]
             _apply(self._base, change)
             self._folded_counts[change.zone] = self._folded_counts.get(change.zone, 0) + 1
+            self._zone_times[change.zone].pop(0)
+            folded += 1
+        del self._changes[:folded]
 
-    def _view(self, view: str) -> dict[_RrsetKey, _Rrset]:
-        """Return the explicit rrsets as ``view`` sees them (no synthesized records)."""
+    def _cutoff(self, view: str) -> float:
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
-        cutoff = time.monotonic() - (self.secondary_lag if view == "secondary" else 0.0)
+        return time.monotonic() - (self.secondary_lag if view == "secondary" else 0.0)
+
+    def _cache(self, view: str) -> _ViewCache:
+        """Return ``view``'s cache, brought up to date; read it without changing it."""
         with self._lock:
-            state = dict(self._base)
-            for change in self._changes:
-                if change.time > cutoff:
-                    break
-                _apply(state, change)
-        return state
+            return self._advance(view)
+
+    def _advance(self, view: str) -> _ViewCache:
+        cutoff = self._cutoff(view)
+        cache = self._caches.get(view)
+        if cache is None:
+            first = self._changes[0].seq if self._changes else self._next_seq
+            cache = self._caches[view] = _ViewCache.build(self._base, first - 1)
+        start = cache.seq + 1 - (self._changes[0].seq if self._changes else self._next_seq)
+        for change in self._changes[max(start, 0) :]:
+            if change.time > cutoff:
+                break
+            cache.apply(change.key, change.rrset)
+            cache.seq = change.seq
+        return cache
+
+    def _view(self, view: str) -> dict[_RrsetKey, _Rrset]:
+        """Return a copy of the explicit rrsets as ``view`` sees them (no synthesized ones)."""
+        with self._lock:
+            return dict(self._advance(view).data)
 
     def _serial(self, zone: str, view: str) -> int:
-        cutoff = time.monotonic() - (self.secondary_lag if view == "secondary" else 0.0)
+        cutoff = self._cutoff(view)
         with self._lock:
-            seen = sum(1 for c in self._changes if c.time <= cutoff and c.zone == zone)
+            seen = bisect.bisect_right(self._zone_times.get(zone, []), cutoff)
             return 1 + self._folded_counts.get(zone, 0) + seen
 
     def _synthesized(self, zone: str, view: str) -> dict[_RrsetKey, _Rrset]:
@@ -284,12 +359,24 @@ class SandboxDnsServer:
             (f"ns2.{zone}", "A"): (_SOA_TTL, ("127.0.0.1",)),
         }
 
-    def _served_data(self, view: str) -> dict[_RrsetKey, _Rrset]:
-        data: dict[_RrsetKey, _Rrset] = {}
-        for zone in self.zones:
-            data.update(self._synthesized(zone, view))
-        data.update(self._view(view))
-        return data
+    def _rrsets_at(self, owner: str, view: str) -> dict[str, _Rrset]:
+        """Return the rrsets at ``owner`` by type, synthesized zone records included."""
+        with self._lock:
+            cache = self._advance(view)
+            found = {rtype: cache.data[(owner, rtype)] for rtype in cache.owners.get(owner, ())}
+        zone = self.zone_for(owner)
+        if zone is not None:
+            for (name, rtype), rrset in self._synthesized(zone, view).items():
+                if name == owner:
+                    found[rtype] = rrset
+        return found
+
+    def _name_exists(self, name: str, view: str) -> bool:
+        # A name without records of its own (an empty non-terminal) exists when names below
+        # it do, so NXDOMAIN there would deny those names too.
+        zone = self.zone_for(name)
+        synthesized_names = {zone, f"ns1.{zone}", f"ns2.{zone}"} if zone else set()
+        return self._cache(view).names[name] > 0 or name in synthesized_names
 
     # -- persistence ------------------------------------------------------------------
 
@@ -323,6 +410,7 @@ class SandboxDnsServer:
             rtype = str(item["type"]).upper()
             values = tuple(_normalize_value(rtype, str(value)) for value in item["values"])
             server._base[(owner, rtype)] = (int(item["ttl"]), values)
+        server._caches.clear()
         return server
 
     # -- answering --------------------------------------------------------------------
@@ -371,20 +459,20 @@ class SandboxDnsServer:
             response.set_rcode(dns.rcode.REFUSED)
             return response
         response.flags |= dns.flags.AA
-        self._fill_answer(response, self._served_data(view), qname, qtype, zone)
+        self._fill_answer(response, view, qname, qtype, zone)
         return response
 
     def _fill_answer(
         self,
         response: dns.message.Message,
-        data: Mapping[_RrsetKey, _Rrset],
+        view: str,
         qname: str,
         qtype: str,
         zone: str,
     ) -> None:
         name = qname
         for _ in range(_MAX_CNAME_HOPS):
-            cname = data.get((name, "CNAME"))
+            cname = self._rrsets_at(name, view).get("CNAME")
             if cname is None or qtype in ("CNAME", "ANY"):
                 break
             response.answer.append(_to_rrset(name, "CNAME", cname))
@@ -395,18 +483,19 @@ class SandboxDnsServer:
             zone = next_zone
 
         matches = [
-            _to_rrset(owner, rtype, rrset)
-            for (owner, rtype), rrset in sorted(data.items())
-            if owner == name and (qtype in (rtype, "ANY"))
+            _to_rrset(name, rtype, rrset)
+            for rtype, rrset in sorted(self._rrsets_at(name, view).items())
+            if qtype in (rtype, "ANY")
         ]
         response.answer.extend(matches)
         if matches:
             return
 
-        if not _name_exists(data, name):
+        if not self._name_exists(name, view):
             response.set_rcode(dns.rcode.NXDOMAIN)
-        negative_ttl = min(data[(zone, "SOA")][0], self.soa_minimum)
-        response.authority.append(_to_rrset(zone, "SOA", (negative_ttl, data[(zone, "SOA")][1])))
+        soa = self._synthesized(zone, view)[(zone, "SOA")]
+        negative_ttl = min(soa[0], self.soa_minimum)
+        response.authority.append(_to_rrset(zone, "SOA", (negative_ttl, soa[1])))
 
     def _log_query(self, view: str, qname: str, qtype: str, rd: bool, transport: str) -> None:
         record = QueryRecord(time.time(), view, qname, qtype, rd, transport)
@@ -420,12 +509,6 @@ def _apply(state: dict[_RrsetKey, _Rrset], change: _Change) -> None:
         state.pop(change.key, None)
     else:
         state[change.key] = change.rrset
-
-
-def _name_exists(data: Iterable[_RrsetKey], name: str) -> bool:
-    # A name without records of its own (an empty non-terminal) exists when names below
-    # it do, so NXDOMAIN there would deny those names too.
-    return any(owner == name or owner.endswith("." + name) for owner, _ in data)
 
 
 def _normalize_value(rtype: str, value: str) -> str:
