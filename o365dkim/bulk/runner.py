@@ -56,7 +56,7 @@ class BulkOptions:
 
 @dataclass
 class TenantContext:
-    """What the rows of one tenant and profile share: one signed-in client, DNS, checker."""
+    """Shared state of one tenant's rows: one signed-in client, DNS provider and checker."""
 
     tenant: str
     exchange: ExchangeClient
@@ -141,7 +141,7 @@ class BulkRunner:
         from o365dkim.plan import plan_domain
 
         self.rows = _drop_repeats(self._expanded())
-        candidates = [row for row in self.rows if self._screen_for_plan(row)]
+        candidates = [row for row in self.rows if self._runnable(row)]
 
         def plan_row(row: BulkRow) -> RowOutcome:
             try:
@@ -162,7 +162,8 @@ class BulkRunner:
                 self._finish(outcome, journal=False)
         return self.ordered_outcomes()
 
-    def _screen_for_plan(self, row: BulkRow) -> bool:
+    def _runnable(self, row: BulkRow) -> bool:
+        """Return True for a row to run; finish invalid and duplicate rows on the spot."""
         if row.error:
             self._finish_synthetic(row, INVALID, None, message=row.error)
             return False
@@ -220,13 +221,7 @@ class BulkRunner:
         ]
 
     def _screen(self, row: BulkRow) -> _Item | None:
-        if row.error:
-            self._finish_synthetic(row, INVALID, None, message=row.error)
-            return None
-        if row.duplicate_of is not None:
-            self._finish_synthetic(
-                row, DUPLICATE, None, message=f"Same tenant and domain as line {row.duplicate_of}."
-            )
+        if not self._runnable(row):
             return None
         stored = self.journal.final_report(row.key)
         if stored is not None:
