@@ -134,3 +134,37 @@ def test_secret_filter_masks_values() -> None:
                                "password is %s", ("hunter2-secret",), None)
     SecretFilter(["hunter2-secret"]).filter(record)
     assert record.getMessage() == "password is ***"
+
+
+def test_encrypted_pem_without_password(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key_pem, cert_pem = make_client_certificate("encrypted")
+    key = serialization.load_pem_private_key(key_pem, None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pem-pass-1234"),
+    )
+    path = tmp_path / "enc.pem"
+    path.write_bytes(encrypted + cert_pem)
+    with pytest.raises(ConfigurationError, match="is encrypted") as caught:
+        CertificateCredential("id", "contoso.onmicrosoft.com", path).to_msal()
+    assert "O365DKIM_CERTIFICATE_PASSWORD" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="password is wrong"):
+        CertificateCredential("id", "contoso.onmicrosoft.com", path, "nope").to_msal()
+    assert CertificateCredential("id", "contoso.onmicrosoft.com", path, "pem-pass-1234").to_msal()
+
+
+def test_pfx_without_password(make_tenant: TenantFactory, tmp_path: Path) -> None:
+    handle = make_tenant([DOMAIN])
+    pfx = write_pfx(tmp_path / "app.pfx", handle.key_pem, handle.cert_pem, "pfx-pass-1234")
+    with pytest.raises(ConfigurationError, match="password is missing"):
+        CertificateCredential(handle.client_id, handle.tenant.name, pfx).to_msal()
+
+
+def test_client_id_must_be_guid(tmp_path: Path) -> None:
+    from o365dkim.settings import Settings, resolve_auth_mode
+
+    settings = Settings(client_id="not-a-guid", auth="device-code")
+    with pytest.raises(InvalidInputError, match="Invalid client ID 'not-a-guid'"):
+        resolve_auth_mode(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import msal
@@ -27,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from o365dkim.sandbox.ca import EphemeralCA, make_client_certificate, write_pfx
+from o365dkim.sandbox.entra_federation import OidcIssuer
 from o365dkim.sandbox.faults import Faults
 from o365dkim.sandbox.server import SandboxServer
 from o365dkim.sandbox.tenant import ConfigState, SandboxTenant, tenant_id_for
@@ -1076,3 +1079,364 @@ def test_sandbox_logs_no_secrets(
     assert token not in sandbox_text
     assert refresh_token not in sandbox_text
     assert app_credential[0].decode().splitlines()[1] not in sandbox_text
+
+
+# ----- managed identity, federation, client secrets, authorization code -------------------
+# Raw requests show the endpoints' contract; tests/test_auth_modes.py drives them with MSAL.
+
+MSI_PARAMS = {"api-version": "2019-08-01", "resource": "https://outlook.office365.com"}
+K8S_SUBJECT = "system:serviceaccount:dkim:o365dkim"
+LOOPBACK_REDIRECT = "http://localhost:51234"
+
+
+def msi_get(
+    server: SandboxServer,
+    session: requests.Session,
+    params: dict[str, str],
+    header: str | None = None,
+) -> requests.Response:
+    environment = server.managed_identity_environment()
+    value = environment["IDENTITY_HEADER"] if header is None else header
+    return session.get(
+        environment["IDENTITY_ENDPOINT"],
+        params=params,
+        headers={"X-IDENTITY-HEADER": value, "Metadata": "true"},
+        timeout=10,
+    )
+
+
+def app_token_request(
+    server: SandboxServer, session: requests.Session, tenant_id: str, **fields: str
+) -> requests.Response:
+    form = {"client_id": APP_ID, "grant_type": "client_credentials", "scope": EXCHANGE_SCOPE}
+    return session.post(
+        f"{server.authority(tenant_id)}/oauth2/v2.0/token", data={**form, **fields}, timeout=10
+    )
+
+
+def federated_fields(assertion: str) -> dict[str, str]:
+    return {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def authorize(
+    server: SandboxServer, session: requests.Session, tenant_id: str, **changes: str
+) -> requests.Response:
+    params = {
+        "client_id": PUBLIC_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": LOOPBACK_REDIRECT,
+        "scope": f"{EXCHANGE_SCOPE} offline_access openid profile",
+        "state": "state-1",
+        "nonce": "nonce-1",
+        "code_challenge": pkce_pair()[1],
+        "code_challenge_method": "S256",
+    }
+    params.update(changes)
+    return session.get(
+        f"{server.authority(tenant_id)}/oauth2/v2.0/authorize",
+        params=params,
+        allow_redirects=False,
+        timeout=10,
+    )
+
+
+def redirect_query(response: requests.Response) -> dict[str, str]:
+    location = response.headers["Location"]
+    return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
+
+
+def redeem_code(
+    server: SandboxServer,
+    session: requests.Session,
+    tenant_id: str,
+    code: str,
+    verifier: str,
+    redirect_uri: str = LOOPBACK_REDIRECT,
+) -> requests.Response:
+    form = {
+        "client_id": PUBLIC_CLIENT_ID,
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+        "scope": f"{EXCHANGE_SCOPE} offline_access openid profile",
+    }
+    return session.post(
+        f"{server.authority(tenant_id)}/oauth2/v2.0/token", data=form, timeout=10
+    )
+
+
+def test_msi_token_for_system_identity(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    identity = server.assign_managed_identity(tenant.tenant_id)
+    response = msi_get(server, session, MSI_PARAMS)
+    assert response.status_code == 200
+    body = response.json()
+    claims = claims_of(body["access_token"])
+    assert claims["appid"] == identity.client_id
+    assert claims["roles"] == ["Exchange.ManageAsApp"]
+    assert claims["tid"] == tenant.tenant_id
+    assert int(body["expires_on"]) > time.time()
+    assert server.token_requests[identity.client_id] == 1
+
+
+def test_msi_token_runs_cmdlet(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    server.assign_managed_identity(tenant.tenant_id)
+    token = msi_get(server, session, MSI_PARAMS).json()["access_token"]
+    response = Api(server, session, tenant.tenant_id, token).call("Get-AcceptedDomain")
+    assert response.status_code == 200
+
+
+def test_msi_identity_without_role_forbidden(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    server.assign_managed_identity(tenant.tenant_id, has_exchange_role=False)
+    token = msi_get(server, session, MSI_PARAMS).json()["access_token"]
+    response = Api(server, session, tenant.tenant_id, token).call("Get-AcceptedDomain")
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("header", ["", "wrong-header"])
+def test_msi_header_checked(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant, header: str
+) -> None:
+    identity = server.assign_managed_identity(tenant.tenant_id)
+    response = msi_get(server, session, MSI_PARAMS, header=header)
+    assert response.status_code == 401
+    assert response.json()["statusCode"] == 401
+    assert server.token_requests[identity.client_id] == 0
+
+
+def test_msi_graph_resource_rejected(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    server.assign_managed_identity(tenant.tenant_id)
+    params = {**MSI_PARAMS, "resource": "https://graph.microsoft.com"}
+    response = msi_get(server, session, params)
+    assert response.status_code == 400
+    assert "AADSTS500011" in response.json()["message"]
+
+
+def test_msi_api_version_checked(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    server.assign_managed_identity(tenant.tenant_id)
+    response = msi_get(server, session, {**MSI_PARAMS, "api-version": "2017-09-01"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("selector", ["client_id", "object_id", "mi_res_id"])
+def test_msi_user_assigned_selected(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant, selector: str
+) -> None:
+    server.assign_managed_identity(tenant.tenant_id)
+    chosen = server.assign_managed_identity(tenant.tenant_id, user_assigned=True)
+    value = {
+        "client_id": chosen.client_id,
+        "object_id": chosen.object_id,
+        "mi_res_id": chosen.resource_id,
+    }[selector]
+    response = msi_get(server, session, {**MSI_PARAMS, selector: value})
+    assert response.status_code == 200
+    assert claims_of(response.json()["access_token"])["appid"] == chosen.client_id
+
+
+def test_msi_unknown_identity_rejected(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    server.assign_managed_identity(tenant.tenant_id)
+    response = msi_get(server, session, {**MSI_PARAMS, "client_id": "not-assigned"})
+    assert response.status_code == 400
+    assert "No managed identity found" in response.json()["message"]
+
+
+def test_msi_without_identity_rejected(server: SandboxServer, session: requests.Session) -> None:
+    response = msi_get(server, session, MSI_PARAMS)
+    assert response.status_code == 400
+
+
+def test_client_secret_issues_token(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    secret = "sandbox-Secret-1"
+    server.add_client_secret(tenant.tenant_id, APP_ID, secret)
+    response = app_token_request(server, session, tenant.tenant_id, client_secret=secret)
+    assert response.status_code == 200
+    assert claims_of(response.json()["access_token"])["appid"] == APP_ID
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_wrong_client_secret_rejected(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant, registered: bool
+) -> None:
+    if registered:
+        server.add_client_secret(tenant.tenant_id, APP_ID, "sandbox-Secret-1")
+    response = app_token_request(server, session, tenant.tenant_id, client_secret="guess")
+    assert response.status_code == 401
+    assert response.json()["error_codes"] == [7000215]
+
+
+def test_federated_assertion_issues_token(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    issuer = OidcIssuer("https://kubernetes.sandbox.test/oidc")
+    server.add_federated_credential(tenant.tenant_id, APP_ID, issuer, K8S_SUBJECT)
+    fields = federated_fields(issuer.issue(K8S_SUBJECT))
+    response = app_token_request(server, session, tenant.tenant_id, **fields)
+    assert response.status_code == 200
+    assert claims_of(response.json()["access_token"])["roles"] == ["Exchange.ManageAsApp"]
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("unknown issuer", 700211),
+        ("wrong audience", 700212),
+        ("wrong subject", 700213),
+        ("expired", 700024),
+        ("forged signature", 50013),
+    ],
+)
+def test_federated_assertion_rejected(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant, case: str, code: int
+) -> None:
+    issuer = OidcIssuer("https://kubernetes.sandbox.test/oidc")
+    server.add_federated_credential(tenant.tenant_id, APP_ID, issuer, K8S_SUBJECT)
+    assertion = {
+        "unknown issuer": lambda: OidcIssuer("https://other.sandbox.test/").issue(K8S_SUBJECT),
+        "wrong audience": lambda: issuer.issue(K8S_SUBJECT, "api://SomethingElse"),
+        "wrong subject": lambda: issuer.issue("system:serviceaccount:other:pod"),
+        "expired": lambda: issuer.issue(K8S_SUBJECT, issued_at=time.time() - 7200),
+        # Same issuer URL, different key: a token an attacker signed for the right names.
+        "forged signature": lambda: OidcIssuer(issuer.issuer).issue(K8S_SUBJECT),
+    }[case]()
+    response = app_token_request(server, session, tenant.tenant_id, **federated_fields(assertion))
+    assert response.status_code == 401
+    assert response.json()["error_codes"] == [code]
+
+
+def test_github_idtoken_requires_request_token(
+    server: SandboxServer, session: requests.Session
+) -> None:
+    github = server.enable_github_actions("repo:contoso/dns:ref:refs/heads/main")
+    url = server.github_request_url()
+    refused = session.get(url, params={"audience": "api://AzureADTokenExchange"}, timeout=10)
+    granted = session.get(
+        url,
+        params={"audience": "api://AzureADTokenExchange"},
+        headers={"Authorization": f"Bearer {github.request_token}"},
+        timeout=10,
+    )
+    assert refused.status_code == 401
+    assert granted.status_code == 200
+    claims = claims_of(granted.json()["value"])
+    assert claims["iss"] == "https://token.actions.githubusercontent.com"
+    assert claims["aud"] == "api://AzureADTokenExchange"
+    assert claims["sub"] == "repo:contoso/dns:ref:refs/heads/main"
+
+
+def test_authorize_form_post_page(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    response = authorize(server, session, tenant.tenant_id, response_mode="form_post")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert f'action="{LOOPBACK_REDIRECT}"' in response.text
+    assert 'name="code"' in response.text
+    assert 'name="state" value="state-1"' in response.text
+
+
+def test_authorize_query_redirect(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    response = authorize(server, session, tenant.tenant_id)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(LOOPBACK_REDIRECT + "?")
+    query = redirect_query(response)
+    assert query["state"] == "state-1"
+    assert query["code"]
+
+
+@pytest.mark.parametrize(
+    "redirect_uri", ["https://attacker.example/callback", "http://192.0.2.1:8080", "nonsense"]
+)
+def test_authorize_rejects_other_redirects(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant, redirect_uri: str
+) -> None:
+    response = authorize(server, session, tenant.tenant_id, redirect_uri=redirect_uri)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "AADSTS50011" in response.text
+
+
+def test_authorize_unknown_client_shown(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    response = authorize(server, session, tenant.tenant_id, client_id=APP_ID)
+    assert response.status_code == 400
+    assert "AADSTS700016" in response.text
+
+
+def test_authorize_requires_pkce(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    response = authorize(server, session, tenant.tenant_id, code_challenge="")
+    query = redirect_query(response)
+    assert query["error"] == "invalid_request"
+    assert "code" not in query
+
+
+def test_authcode_redeems_with_verifier(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    verifier, challenge = pkce_pair()
+    code = redirect_query(authorize(server, session, tenant.tenant_id, code_challenge=challenge))
+    response = redeem_code(server, session, tenant.tenant_id, code["code"], verifier)
+    assert response.status_code == 200
+    body = response.json()
+    assert claims_of(body["access_token"])["scp"] == "AdminApi.AccessAsUser.All"
+    assert claims_of(body["id_token"])["nonce"] == "nonce-1"
+    assert body["refresh_token"]
+
+
+def test_authcode_wrong_verifier_rejected(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    code = redirect_query(authorize(server, session, tenant.tenant_id))["code"]
+    response = redeem_code(server, session, tenant.tenant_id, code, pkce_pair()[0])
+    assert response.status_code == 400
+    assert response.json()["error_codes"] == [501481]
+
+
+def test_authcode_redeemed_once(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    verifier, challenge = pkce_pair()
+    code = redirect_query(authorize(server, session, tenant.tenant_id, code_challenge=challenge))
+    first = redeem_code(server, session, tenant.tenant_id, code["code"], verifier)
+    second = redeem_code(server, session, tenant.tenant_id, code["code"], verifier)
+    assert first.status_code == 200
+    assert second.json()["error_codes"] == [54005]
+
+
+def test_authcode_redirect_must_match(
+    server: SandboxServer, session: requests.Session, tenant: SandboxTenant
+) -> None:
+    verifier, challenge = pkce_pair()
+    code = redirect_query(authorize(server, session, tenant.tenant_id, code_challenge=challenge))
+    response = redeem_code(
+        server, session, tenant.tenant_id, code["code"], verifier, "http://localhost:9"
+    )
+    assert response.json()["error_codes"] == [70000]

@@ -2,18 +2,21 @@
 
 The endpoints handle the requests that MSAL Python 1.39 sends for an authority
 ``https://127.0.0.1:PORT/<tenant>`` with ``instance_discovery=False``. Grants: client
-credentials with a certificate assertion (RFC 7523), device code (RFC 8628) and refresh
-token. Errors use Entra's JSON shape with an AADSTS code in ``error_description``; the codes
-are the ones Entra uses for the same cause where known.
+credentials with a certificate assertion (RFC 7523), a client secret or a federated token,
+device code (RFC 8628), authorization code with PKCE (entra_authcode.py) and refresh
+token. The device code and authorization code flows are in entra_device.py and
+entra_authcode.py, the managed identity endpoint in entra_managed_identity.py. Errors use
+Entra's JSON shape with an AADSTS code in ``error_description``; the codes are the ones
+Entra uses for the same cause where known.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from o365dkim.sandbox.ca import certificate_thumbprints
+from o365dkim.sandbox.entra_authcode import AuthorizationCodeFlow
 from o365dkim.sandbox.entra_checks import (
     OIDC_SCOPES,
     AppRegistration,
@@ -30,9 +34,19 @@ from o365dkim.sandbox.entra_checks import (
     check_app_scope,
     check_delegated_scopes,
     error_response,
+    secret_digest,
     tenant_not_found,
     verify_client_assertion,
+    verify_client_secret,
 )
+from o365dkim.sandbox.entra_device import DEVICE_CODE_GRANT, DeviceCodeFlow
+from o365dkim.sandbox.entra_federation import (
+    FederatedCredential,
+    OidcIssuer,
+    is_federated_assertion,
+    verify_federated_assertion,
+)
+from o365dkim.sandbox.entra_managed_identity import ManagedIdentityEndpoint
 from o365dkim.sandbox.faults import Faults
 from o365dkim.sandbox.responses import SandboxResponse, json_response
 from o365dkim.sandbox.tenant import SandboxTenant
@@ -53,10 +67,7 @@ log = logging.getLogger(__name__)
 #: "Microsoft Exchange REST API Based PowerShell", the module's public client, registered
 #: in every sandbox tenant as in every real one.
 EXCHANGE_PUBLIC_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _MULTI_TENANT_SEGMENTS = frozenset({"organizations", "common"})
-_DEVICE_CODE_LIFETIME_SECONDS = 900
-_USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 @dataclass(frozen=True)
@@ -65,17 +76,6 @@ class UserAccount:
 
     username: str
     has_exchange_role: bool
-
-
-@dataclass
-class DeviceCodeGrant:
-    """A device code waiting for approval; times are ``time.monotonic`` seconds."""
-
-    client_id: str
-    tenant_id: str | None
-    issued_at: float
-    expires_at: float
-    redeemed: bool = False
 
 
 class EntraEndpoints:
@@ -91,12 +91,18 @@ class EntraEndpoints:
         self._apps: dict[tuple[str, str], AppRegistration] = {}
         self._public_clients: set[str] = {EXCHANGE_PUBLIC_CLIENT_ID}
         self._users: dict[str, UserAccount] = {}
-        self._device_codes: dict[str, DeviceCodeGrant] = {}
         self._refresh_tokens: dict[str, Principal] = {}
         #: The server's address, set when it starts; every URL and issuer is built from it.
         self.base_url = ""
-        #: Requests to the token endpoint per client id, successful or not.
+        #: Requests to the token endpoint per client id, successful or not; managed
+        #: identity token requests count under the identity's client id.
         self.token_requests: collections.Counter[str] = collections.Counter()
+        self._oidc_issuers: dict[str, OidcIssuer] = {}
+        self.authorization_codes = AuthorizationCodeFlow(self)
+        self.device_codes = DeviceCodeFlow(self)
+        self.managed_identity = ManagedIdentityEndpoint(
+            issuer, self._access_issuer, self._count_token_request
+        )
 
     # ----- registrations ----------------------------------------------------------------
 
@@ -104,15 +110,19 @@ class EntraEndpoints:
         self,
         tenant: SandboxTenant,
         client_id: str,
-        cert_pem: bytes,
+        cert_pem: bytes | None,
         roles: tuple[str, ...] = (APP_ROLE,),
         has_exchange_role: bool = True,
     ) -> None:
-        """Register an app that signs in with the certificate ``cert_pem``."""
-        public_key = x509.load_pem_x509_certificate(cert_pem).public_key()
-        if not isinstance(public_key, rsa.RSAPublicKey):
-            raise ValueError("App certificates must hold an RSA key, as Entra ID requires.")
-        sha1, sha256 = certificate_thumbprints(cert_pem)
+        """Register an app that signs in with the certificate ``cert_pem``, or None for none."""
+        public_key: rsa.RSAPublicKey | None = None
+        sha1 = sha256 = b""
+        if cert_pem is not None:
+            loaded = x509.load_pem_x509_certificate(cert_pem).public_key()
+            if not isinstance(loaded, rsa.RSAPublicKey):
+                raise ValueError("App certificates must hold an RSA key, as Entra ID requires.")
+            public_key = loaded
+            sha1, sha256 = certificate_thumbprints(cert_pem)
         app = AppRegistration(
             tenant.tenant_id,
             client_id.lower(),
@@ -124,6 +134,30 @@ class EntraEndpoints:
         )
         with self._lock:
             self._apps[(tenant.tenant_id, client_id.lower())] = app
+
+    def add_client_secret(self, tenant: SandboxTenant, client_id: str, secret: str) -> None:
+        """Add a client secret to a registered app."""
+        self._update_app(tenant, client_id, secret_digests=(secret_digest(secret),))
+
+    def add_federated_credential(
+        self, tenant: SandboxTenant, client_id: str, credential: FederatedCredential
+    ) -> None:
+        """Add a federated credential to a registered app."""
+        self._update_app(tenant, client_id, federated_credentials=(credential,))
+
+    def add_oidc_issuer(self, issuer: OidcIssuer) -> None:
+        """Trust ``issuer``'s key for federated tokens that name it in ``iss``."""
+        with self._lock:
+            self._oidc_issuers[issuer.issuer] = issuer
+
+    def _update_app(self, tenant: SandboxTenant, client_id: str, **added: Any) -> None:
+        key = (tenant.tenant_id, client_id.lower())
+        with self._lock:
+            app = self._apps.get(key)
+            if app is None:
+                raise KeyError(f"No app {client_id} in tenant {tenant.name}; register it first.")
+            changes = {name: getattr(app, name) + value for name, value in added.items()}
+            self._apps[key] = dataclasses.replace(app, **changes)
 
     def register_public_client(self, client_id: str) -> None:
         """Register a public client (device code sign-in) in every tenant."""
@@ -162,18 +196,19 @@ class EntraEndpoints:
     def token(
         self, segment: str, form: Mapping[str, str], correlation_id: str | None
     ) -> SandboxResponse:
-        """Handle ``POST /{tenant}/oauth2/v2.0/token`` for the three supported grants."""
+        """Handle ``POST /{tenant}/oauth2/v2.0/token`` for the supported grants."""
         client_id = form.get("client_id", "").lower()
-        with self._lock:
-            self.token_requests[client_id] += 1
+        self._count_token_request(client_id)
         grant = form.get("grant_type", "")
         try:
             if grant == "client_credentials":
                 body = self._client_credentials(segment, client_id, form)
             elif grant == DEVICE_CODE_GRANT:
-                body = self._redeem_device_code(client_id, form)
+                body = self.device_codes.redeem(client_id, form)
             elif grant == "refresh_token":
                 body = self._redeem_refresh_token(client_id, form)
+            elif grant == "authorization_code":
+                body = self.authorization_codes.redeem(client_id, form)
             else:
                 raise EntraError(
                     400,
@@ -189,37 +224,7 @@ class EntraEndpoints:
         self, segment: str, form: Mapping[str, str], correlation_id: str | None
     ) -> SandboxResponse:
         """Handle ``POST /{tenant}/oauth2/v2.0/devicecode``: issue a new device code."""
-        client_id = form.get("client_id", "").lower()
-        try:
-            tenant_id = self._device_code_tenant(segment)
-            self._require_public_client(client_id, segment)
-            check_delegated_scopes(form.get("scope", ""), segment)
-        except EntraError as err:
-            return error_response(err, correlation_id, self.base_url)
-
-        device_code = secrets.token_urlsafe(32)
-        user_code = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(9))
-        now = time.monotonic()
-        with self._lock:
-            self._device_codes[device_code] = DeviceCodeGrant(
-                client_id, tenant_id, now, now + _DEVICE_CODE_LIFETIME_SECONDS
-            )
-        uri = f"{self.base_url}/devicelogin"
-        return json_response(
-            200,
-            {
-                "user_code": user_code,
-                "device_code": device_code,
-                "verification_uri": uri,
-                "expires_in": _DEVICE_CODE_LIFETIME_SECONDS,
-                # One second keeps sandbox sign-in fast; Entra sends 5.
-                "interval": 1,
-                "message": (
-                    f"To sign in, use a web browser to open the page {uri} and enter the code "
-                    f"{user_code} to authenticate."
-                ),
-            },
-        )
+        return self.device_codes.authorize(segment, form, correlation_id)
 
     # ----- grants -----------------------------------------------------------------------
 
@@ -237,7 +242,7 @@ class EntraEndpoints:
             f"{self.base_url}/{name}/oauth2/v2.0/token"
             for name in (tenant.tenant_id, tenant.initial_domain)
         ]
-        verify_client_assertion(app, form, audiences)
+        self._verify_app_credential(app, form, audiences)
         check_app_scope(form.get("scope", ""), tenant.name)
 
         principal = Principal(
@@ -257,45 +262,17 @@ class EntraEndpoints:
             "access_token": access_token,
         }
 
-    def _redeem_device_code(self, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
-        grant = self._take_approved_device_code(client_id, form.get("device_code", ""))
-        tenant = self._device_tenant(grant.tenant_id)
-        return self._user_tokens(self._user_principal(tenant, client_id))
-
-    def _take_approved_device_code(self, client_id: str, device_code: str) -> DeviceCodeGrant:
-        """Mark an approved device code redeemed and return it, or raise the polling error."""
-        now = time.monotonic()
-        with self._lock:
-            grant = self._device_codes.get(device_code)
-            if grant is None or grant.client_id != client_id:
-                raise EntraError(
-                    400,
-                    "invalid_grant",
-                    70000,
-                    "The provided value for the 'device_code' parameter is not valid.",
-                )
-            if grant.redeemed:
-                raise EntraError(
-                    400, "invalid_grant", 54005, "The device code was already redeemed."
-                )
-            if now > grant.expires_at:
-                raise EntraError(
-                    400,
-                    "expired_token",
-                    70020,
-                    "The provided value for the input parameter 'device_code' is not valid. "
-                    "This device code has expired.",
-                )
-            approval = self._faults.device_code_approval_seconds
-            if approval is None or now - grant.issued_at < approval:
-                raise EntraError(
-                    400,
-                    "authorization_pending",
-                    70016,
-                    "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
-                )
-            grant.redeemed = True
-            return grant
+    def _verify_app_credential(
+        self, app: AppRegistration, form: Mapping[str, str], audiences: list[str]
+    ) -> None:
+        if form.get("client_secret"):
+            verify_client_secret(app, form["client_secret"])
+        elif is_federated_assertion(form, app.client_id):
+            with self._lock:
+                issuers = dict(self._oidc_issuers)
+            verify_federated_assertion(app, form.get("client_assertion", ""), issuers)
+        else:
+            verify_client_assertion(app, form, audiences)
 
     def _redeem_refresh_token(self, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
         check_delegated_scopes(form.get("scope") or EXCHANGE_DEFAULT_SCOPE, "the tenant")
@@ -310,7 +287,7 @@ class EntraEndpoints:
             )
         return self._user_tokens(principal)
 
-    def _user_tokens(self, principal: Principal) -> dict[str, Any]:
+    def _user_tokens(self, principal: Principal, nonce: str | None = None) -> dict[str, Any]:
         refresh_token = secrets.token_urlsafe(48)
         with self._lock:
             self._refresh_tokens[refresh_token] = principal
@@ -325,7 +302,9 @@ class EntraEndpoints:
             "ext_expires_in": lifetime,
             "access_token": self._issuer.access_token(self._access_issuer(tenant_id), principal),
             "refresh_token": refresh_token,
-            "id_token": self._issuer.id_token(f"{self.base_url}/{tenant_id}/v2.0", principal),
+            "id_token": self._issuer.id_token(
+                f"{self.base_url}/{tenant_id}/v2.0", principal, nonce=nonce
+            ),
             "client_info": client_info(principal),
         }
 
@@ -376,6 +355,10 @@ class EntraEndpoints:
             known = client_id in self._public_clients
         if not known:
             raise app_not_found(client_id, segment)
+
+    def _count_token_request(self, client_id: str) -> None:
+        with self._lock:
+            self.token_requests[client_id.lower()] += 1
 
     def _access_issuer(self, tenant_id: str) -> str:
         return f"{self.base_url}/{tenant_id}/"

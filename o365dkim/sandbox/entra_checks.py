@@ -1,25 +1,31 @@
 """Entra ID's token endpoint errors, their JSON body, and the request checks that raise them.
 
 Checks: the client assertion of an app (RFC 7523: certificate named by ``x5t#S256`` or
-``x5t``, signature, audience, issuer, subject, time range) and the requested scopes. Each
-failure carries the AADSTS code Entra uses for the same cause where it is known.
+``x5t``, signature, audience, issuer, subject, time range), its client secret, and the
+requested scopes. Each failure carries the AADSTS code Entra uses for the same cause where
+it is known.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
+import hmac
 import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from o365dkim.sandbox.responses import SandboxResponse, json_response
 from o365dkim.sandbox.tokens import DELEGATED_PERMISSION, EXCHANGE_RESOURCE
+
+if TYPE_CHECKING:
+    from o365dkim.sandbox.entra_federation import FederatedCredential
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +48,21 @@ class EntraError(Exception):
 
 @dataclass(frozen=True)
 class AppRegistration:
-    """An app with a certificate credential, its app roles and whether it is an Exchange admin."""
+    """An app with its credentials, its app roles and whether it is an Exchange admin.
+
+    Credentials: at most one certificate (``public_key`` and its thumbprints), client
+    secrets (stored as SHA-256 digests) and federated credentials.
+    """
 
     tenant_id: str
     client_id: str
-    public_key: rsa.RSAPublicKey
+    public_key: rsa.RSAPublicKey | None
     sha1_thumbprint: bytes
     sha256_thumbprint: bytes
     roles: tuple[str, ...]
     has_exchange_role: bool
+    secret_digests: tuple[bytes, ...] = ()
+    federated_credentials: tuple[FederatedCredential, ...] = ()
 
 
 def error_response(err: EntraError, correlation_id: str | None, base_url: str) -> SandboxResponse:
@@ -95,7 +107,7 @@ def verify_client_assertion(
         header = jwt.get_unverified_header(assertion)
     except jwt.InvalidTokenError as err:
         raise _malformed_assertion(str(err)) from err
-    if not _thumbprint_matches(header, app):
+    if app.public_key is None or not _thumbprint_matches(header, app):
         raise _invalid_client(
             700027,
             "Client assertion failed signature validation. [Reason - The key was not found.] "
@@ -103,12 +115,29 @@ def verify_client_assertion(
             f"'{app.client_id}'.",
         )
 
-    claims = _decode_assertion(assertion, app, audiences)
+    claims = _decode_assertion(assertion, app.public_key, audiences)
     if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
         raise _invalid_client(
             700021,
             "Client assertion application identifier doesn't match 'client_id' parameter. "
             "Both iss and sub must be the client id.",
+        )
+
+
+def secret_digest(secret: str) -> bytes:
+    """Return the digest under which a client secret is stored."""
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+def verify_client_secret(app: AppRegistration, secret: str) -> None:
+    """Check a client secret sent in the request body (client_secret_post)."""
+    digest = secret_digest(secret)
+    if not any(hmac.compare_digest(digest, known) for known in app.secret_digests):
+        raise _invalid_client(
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is "
+            f"the client secret value, not the client secret ID, for a secret added to app "
+            f"'{app.client_id}'.",
         )
 
 
@@ -179,11 +208,13 @@ def app_not_found(client_id: str, directory: str) -> EntraError:
     )
 
 
-def _decode_assertion(assertion: str, app: AppRegistration, audiences: list[str]) -> dict[str, Any]:
+def _decode_assertion(
+    assertion: str, public_key: rsa.RSAPublicKey, audiences: list[str]
+) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = jwt.decode(
             assertion,
-            app.public_key,
+            public_key,
             algorithms=["PS256", "RS256"],
             audience=audiences,
             options={"require": ["exp", "aud", "iss", "sub"]},
@@ -236,6 +267,11 @@ def _b64url_decode(value: str) -> bytes:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except ValueError:
         return b""
+
+
+def invalid_client(code: int, description: str) -> EntraError:
+    """Return an ``invalid_client`` error (HTTP 401) with an AADSTS code."""
+    return _invalid_client(code, description)
 
 
 def _invalid_client(code: int, description: str) -> EntraError:

@@ -4,6 +4,10 @@ Routes (``{tenant}`` is a tenant GUID or its ``*.onmicrosoft.com`` name):
 
 - ``GET  /{tenant}/v2.0/.well-known/openid-configuration`` and ``/{tenant}/discovery/v2.0/keys``
 - ``POST /{tenant}/oauth2/v2.0/token`` and ``/{tenant}/oauth2/v2.0/devicecode``
+- ``GET  /{tenant}/oauth2/v2.0/authorize`` (the sign-in page of the authorization code flow)
+- ``GET  /msi/token``: the managed identity endpoint (IDENTITY_ENDPOINT, App Service protocol)
+- ``GET  /github-actions/idtoken``: GitHub Actions' ID token request (after
+  ``enable_github_actions``)
 - ``POST /adminapi/beta/{tenant GUID}/InvokeCommand``
 
 Usage::
@@ -32,6 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 from o365dkim.sandbox.admin_api import AdminApiGateway
 from o365dkim.sandbox.ca import EphemeralCA
 from o365dkim.sandbox.entra import EntraEndpoints
+from o365dkim.sandbox.entra_federation import FederatedCredential, GitHubActionsOidc, OidcIssuer
+from o365dkim.sandbox.entra_managed_identity import ManagedIdentity
 from o365dkim.sandbox.faults import Faults
 from o365dkim.sandbox.responses import SandboxResponse, json_response, text_response
 from o365dkim.sandbox.tenant import SandboxTenant
@@ -65,6 +71,8 @@ class SandboxServer:
         self.admin_api = AdminApiGateway(self._tenants, self.faults, self.tokens)
         self._httpd: _TlsHttpServer | None = None
         self._thread: threading.Thread | None = None
+        #: GitHub Actions' OIDC provider, once enable_github_actions has run.
+        self.github_actions: GitHubActionsOidc | None = None
 
     # ----- life cycle -------------------------------------------------------------------
 
@@ -142,11 +150,11 @@ class SandboxServer:
         self,
         tenant_id: str,
         client_id: str,
-        cert_pem: bytes,
+        cert_pem: bytes | None,
         roles: Iterable[str] = (APP_ROLE,),
         has_exchange_role: bool = True,
     ) -> None:
-        """Register an app that signs in with ``cert_pem`` in one tenant.
+        """Register an app that signs in with ``cert_pem`` (None: no certificate) in one tenant.
 
         ``roles`` are its app roles on Exchange Online. ``has_exchange_role`` sets whether its
         service principal has the Exchange Administrator directory role. Without either,
@@ -155,6 +163,51 @@ class SandboxServer:
         self.entra.register_app(
             self.tenant(tenant_id), client_id, cert_pem, tuple(roles), has_exchange_role
         )
+
+    def add_client_secret(self, tenant_id: str, client_id: str, secret: str) -> None:
+        """Add a client secret to a registered app."""
+        self.entra.add_client_secret(self.tenant(tenant_id), client_id, secret)
+
+    def add_federated_credential(
+        self, tenant_id: str, client_id: str, issuer: OidcIssuer, subject: str
+    ) -> None:
+        """Let a registered app sign in with ``issuer``'s tokens for ``subject``."""
+        self.entra.add_oidc_issuer(issuer)
+        credential = FederatedCredential(issuer.issuer, subject)
+        self.entra.add_federated_credential(self.tenant(tenant_id), client_id, credential)
+
+    def enable_github_actions(self, subject: str) -> GitHubActionsOidc:
+        """Start GitHub Actions' ID token endpoint; its tokens carry ``subject`` as ``sub``."""
+        self.github_actions = GitHubActionsOidc(subject)
+        self.entra.add_oidc_issuer(self.github_actions.issuer)
+        return self.github_actions
+
+    def github_request_url(self) -> str:
+        """Return the ACTIONS_ID_TOKEN_REQUEST_URL value for this server."""
+        return f"{self.base_url}/github-actions/idtoken?api-version=2.0"
+
+    def assign_managed_identity(
+        self,
+        tenant_id: str,
+        *,
+        user_assigned: bool = False,
+        roles: Iterable[str] = (APP_ROLE,),
+        has_exchange_role: bool = True,
+    ) -> ManagedIdentity:
+        """Give the sandbox's Azure resource a system- or user-assigned managed identity."""
+        return self.entra.managed_identity.assign(
+            self.tenant(tenant_id).tenant_id,
+            user_assigned=user_assigned,
+            roles=tuple(roles),
+            has_exchange_role=has_exchange_role,
+        )
+
+    def managed_identity_environment(self) -> dict[str, str]:
+        """Return IDENTITY_ENDPOINT and IDENTITY_HEADER as App Service sets them."""
+        return {
+            "IDENTITY_ENDPOINT": f"{self.base_url}/msi/token",
+            "IDENTITY_HEADER": self.entra.managed_identity.identity_header,
+        }
 
     def register_public_client(self, client_id: str) -> None:
         """Register a public client for device code sign-in (the module's id always is)."""
@@ -181,27 +234,13 @@ class SandboxServer:
         """Return the response for one request; ``headers`` has lower-case names."""
         url = urlsplit(target)
         segments = [segment for segment in url.path.split("/") if segment]
-        correlation_id = headers.get("client-request-id")
-        if method == "GET" and len(segments) == 4:
-            if segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-                return self.entra.openid_configuration(segments[0])
-            if segments[1:] == ["discovery", "v2.0", "keys"]:
-                return self.entra.jwks()
-        if method == "GET" and segments == ["devicelogin"]:
-            return text_response(200, "Sandbox device login: codes are approved automatically.")
-        if method == "POST" and len(segments) == 4 and segments[1:3] == ["oauth2", "v2.0"]:
-            form = _parse_form(body)
-            if segments[3] == "token":
-                return self.entra.token(segments[0], form, correlation_id)
-            if segments[3] == "devicecode":
-                return self.entra.device_authorization(segments[0], form, correlation_id)
-        if (
-            method == "POST"
-            and len(segments) == 4
-            and segments[:2] == ["adminapi", "beta"]
-            and segments[3].lower() == "invokecommand"
-        ):
-            return self.admin_api.invoke_command(segments[2], url.query, headers, body)
+        response = None
+        if method == "GET":
+            response = self._route_get(segments, url.query, headers)
+        elif method == "POST":
+            response = self._route_post(segments, url.query, headers, body)
+        if response is not None:
+            return response
         return json_response(
             404,
             {
@@ -211,6 +250,42 @@ class SandboxServer:
                 }
             },
         )
+
+    def _route_get(
+        self, segments: list[str], query: str, headers: Mapping[str, str]
+    ) -> SandboxResponse | None:
+        if len(segments) == 4:
+            if segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+                return self.entra.openid_configuration(segments[0])
+            if segments[1:] == ["discovery", "v2.0", "keys"]:
+                return self.entra.jwks()
+            if segments[1:] == ["oauth2", "v2.0", "authorize"]:
+                return self.entra.authorization_codes.authorize(segments[0], query)
+        if segments == ["devicelogin"]:
+            return text_response(200, "Sandbox device login: codes are approved automatically.")
+        if segments == ["msi", "token"]:
+            return self.entra.managed_identity.token(query, headers)
+        if segments == ["github-actions", "idtoken"] and self.github_actions is not None:
+            return self.github_actions.id_token(query, headers)
+        return None
+
+    def _route_post(
+        self, segments: list[str], query: str, headers: Mapping[str, str], body: bytes
+    ) -> SandboxResponse | None:
+        correlation_id = headers.get("client-request-id")
+        if len(segments) == 4 and segments[1:3] == ["oauth2", "v2.0"]:
+            form = _parse_form(body)
+            if segments[3] == "token":
+                return self.entra.token(segments[0], form, correlation_id)
+            if segments[3] == "devicecode":
+                return self.entra.device_authorization(segments[0], form, correlation_id)
+        if (
+            len(segments) == 4
+            and segments[:2] == ["adminapi", "beta"]
+            and segments[3].lower() == "invokecommand"
+        ):
+            return self.admin_api.invoke_command(segments[2], query, headers, body)
+        return None
 
 
 class _TlsHttpServer(ThreadingHTTPServer):

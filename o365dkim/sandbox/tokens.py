@@ -96,10 +96,13 @@ class TokenIssuer:
             claims["unique_name"] = principal.username
         return self._sign(claims)
 
-    def id_token(self, issuer: str, principal: Principal) -> str:
-        """Return an OpenID Connect ID token for a signed-in user (audience: the client)."""
+    def id_token(self, issuer: str, principal: Principal, nonce: str | None = None) -> str:
+        """Return an OpenID Connect ID token for a signed-in user (audience: the client).
+
+        ``nonce`` is the authorization request's nonce, echoed as OpenID Connect requires.
+        """
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "aud": principal.client_id,
             "iss": issuer,
             "iat": now,
@@ -112,6 +115,8 @@ class TokenIssuer:
             "name": principal.username,
             "ver": "2.0",
         }
+        if nonce is not None:
+            claims["nonce"] = nonce
         return self._sign(claims)
 
     def verify(self, token: str) -> dict[str, Any]:
