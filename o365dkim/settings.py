@@ -7,25 +7,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from o365dkim.auth import (
-    EXCHANGE_PUBLIC_CLIENT_ID,
-    CertificateCredential,
-    TokenProvider,
-    certificate_provider,
-    device_code_provider,
-    validate_tenant,
-)
+from o365dkim.auth import TokenProvider
+from o365dkim.auth.factory import AUTH_MODES, open_sign_in, resolve_auth_mode
 from o365dkim.clouds import get_cloud
 from o365dkim.dns.propagation import PropagationChecker, parse_server
 from o365dkim.dns.provider import DnsProvider, create_provider
-from o365dkim.errors import ConfigurationError, InvalidInputError
 from o365dkim.exchange.client import ExchangeClient
 from o365dkim.exchange.retry import RetryPolicy
 from o365dkim.http import create_session
 
 log = logging.getLogger(__name__)
 
-AUTH_MODES = ("certificate", "device-code")
+# AUTH_MODES and resolve_auth_mode live with the sign-in code and are kept importable here.
+__all__ = [
+    "AUTH_MODES",
+    "Settings",
+    "build_checker",
+    "build_dns_provider",
+    "build_exchange_client",
+    "build_token_provider",
+    "resolve_auth_mode",
+]
 
 
 @dataclass
@@ -34,10 +36,21 @@ class Settings:
 
     tenant: str | None = None
     client_id: str | None = None
-    #: "certificate" or "device-code"; None picks certificate when a certificate is set.
+    #: One of AUTH_MODES; None picks one from the credentials set (see resolve_auth_mode).
     auth: str | None = None
     certificate: Path | None = None
     certificate_password: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
+    #: Client ID of a user-assigned managed identity; None signs in as the system-assigned one.
+    managed_identity_client_id: str | None = None
+    #: File holding the federated token (workload identity federation).
+    federated_token_file: Path | None = None
+    #: Token cache file; None: the user's cache folder; "none": keep tokens in memory only.
+    token_cache: str | None = None
+    #: "auto", "required" or "off": whether the token cache must be encrypted at rest.
+    token_cache_encryption: str = "auto"  # noqa: S105 (a mode name, not a password)
+    #: Secret values read from the keyring for ``keyring:NAME`` settings, masked in logs.
+    resolved_secrets: list[str] = field(default_factory=list, repr=False)
     cloud: str = "worldwide"
     dns_provider: str = "manual"
     #: String options of the DNS provider, such as {"server": "ns1.contoso.com"}.
@@ -52,63 +65,22 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Return the secret values, so logging can mask them wherever they might appear."""
-        values = [self.certificate_password or ""]
+        values = [self.certificate_password or "", self.client_secret or ""]
+        values += self.resolved_secrets
         values += [value for key, value in self.dns_options.items() if _is_secret_key(key)]
         return [value for value in values if len(value) >= 4]
 
 
 def _is_secret_key(key: str) -> bool:
-    return any(word in key.lower() for word in ("secret", "password", "token", "key_secret"))
-
-
-def resolve_auth_mode(settings: Settings) -> str:
-    """Return the sign-in mode, checking it against the other settings."""
-    mode = settings.auth or ("certificate" if settings.certificate else "device-code")
-    if mode not in AUTH_MODES:
-        raise InvalidInputError(
-            f"Invalid sign-in mode '{mode}': choose one of {', '.join(AUTH_MODES)}."
-        )
-    if mode == "certificate":
-        missing = [
-            name
-            for name, value in (
-                ("--tenant (O365DKIM_TENANT)", settings.tenant),
-                ("--client-id (O365DKIM_CLIENT_ID)", settings.client_id),
-                ("--certificate (O365DKIM_CERTIFICATE)", settings.certificate),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigurationError(
-                f"Certificate sign-in needs {', '.join(missing)}.",
-                hint="Or use --auth device-code to sign in as a person.",
-            )
-    return mode
+    # DNS provider options: "api_key" (PowerDNS), "api_token" (Cloudflare),
+    # "secret_access_key" (Route 53), lexicon's "auth_token", "auth_password"...
+    words = ("secret", "password", "token", "api_key", "apikey", "access_key", "auth_key")
+    return any(word in key.lower() for word in words)
 
 
 def build_token_provider(settings: Settings, show_code: Callable[[str], None]) -> TokenProvider:
-    """Return the MSAL token provider that the settings describe."""
-    cloud = get_cloud(settings.cloud)
-    authority_host = settings.authority_host or cloud.authority_host
-    session = create_session(ca_bundle=settings.ca_bundle)
-    tenant = validate_tenant(settings.tenant) if settings.tenant else None
-
-    if resolve_auth_mode(settings) == "certificate":
-        assert tenant and settings.client_id and settings.certificate
-        credential = CertificateCredential(
-            settings.client_id, tenant, settings.certificate, settings.certificate_password
-        )
-        return certificate_provider(
-            credential, authority_host=authority_host, scope=cloud.scope, session=session
-        )
-    return device_code_provider(
-        client_id=settings.client_id or EXCHANGE_PUBLIC_CLIENT_ID,
-        tenant=tenant,
-        authority_host=authority_host,
-        scope=cloud.scope,
-        session=session,
-        show_code=show_code,
-    )
+    """Return the MSAL token provider that the settings describe, with its token cache."""
+    return open_sign_in(settings, show_code).provider
 
 
 def build_exchange_client(settings: Settings, tokens: TokenProvider) -> ExchangeClient:

@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dnsservers import (
@@ -21,7 +22,7 @@ from dnsservers import (
     start_pair,
     start_single,
 )
-
+from pdnsserver import PowerDnsServer, find_pdns_server, start_powerdns
 from tenant_fixtures import TenantFactory, tenant_factory_fixture
 
 from o365dkim.sandbox.dns_server import SandboxDnsServer
@@ -60,6 +61,59 @@ def bind_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindPair]:
         _unavailable(str(err))
     yield pair
     pair.stop()
+
+
+#: Zones on the PowerDNS test server; the powerdns and lexicon:powerdns tests share them.
+POWERDNS_ZONES = ("pdns.example", "lexicon.example")
+
+
+@pytest.fixture(scope="session")
+def pdns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PowerDnsServer]:
+    """PowerDNS Authoritative with its HTTP API on 127.0.0.1 at free ports, sqlite3 backend."""
+    if find_pdns_server() is None:
+        _unavailable("PowerDNS (pdns_server with pdns-backend-sqlite3) is not installed")
+    try:
+        server = start_powerdns(tmp_path_factory.mktemp("pdns"), POWERDNS_ZONES)
+    except DnsServerUnavailable as err:
+        _unavailable(str(err))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's AWS fake in server mode on 127.0.0.1 at a free port, as an endpoint URL.
+
+    Tests that use it must also keep boto3 away from AWS: dummy keys, no shared config
+    files, AWS_EC2_METADATA_DISABLED=true, and this URL as endpoint_url on every client.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def keyring_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The keyring library with a JSON-file backend in tmp_path, as ``keyring`` itself.
+
+    No Secret Service runs on test machines; the backend is restored afterwards.
+    """
+    import keyring
+    from file_keyring import FileKeyring
+
+    monkeypatch.setenv("TEST_KEYRING_FILE", str(tmp_path / "keyring.json"))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FileKeyring())
+    try:
+        yield keyring
+    finally:
+        keyring.set_keyring(previous)
 
 
 @pytest.fixture
@@ -104,3 +158,14 @@ def silent_server() -> Iterator[tuple[str, int]]:
 def make_tenant(tmp_path: Path) -> Iterator[TenantFactory]:
     """Start sandbox tenants over HTTPS (real MSAL sign-in) and stop them after the test."""
     yield from tenant_factory_fixture(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def private_token_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Give each test its own unencrypted token cache file, never the user's cache or keyring."""
+    path = tmp_path_factory.mktemp("token-cache") / "msal_token_cache.json"
+    monkeypatch.setenv("O365DKIM_TOKEN_CACHE", str(path))
+    monkeypatch.setenv("O365DKIM_TOKEN_CACHE_ENCRYPTION", "off")
+    return path

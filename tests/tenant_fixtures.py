@@ -65,6 +65,10 @@ class TenantHandle:
             "O365DKIM_CLIENT_ID": self.client_id,
             "O365DKIM_CERTIFICATE": str(self.certificate),
             "O365DKIM_AUTH": "certificate",
+            # A private unencrypted token cache, even for runs that drop the test's own
+            # O365DKIM_* variables, so no test writes to the user's cache or keyring.
+            "O365DKIM_TOKEN_CACHE": str(self.ca_bundle.parent / "token-cache.json"),
+            "O365DKIM_TOKEN_CACHE_ENCRYPTION": "off",
         }
 
     def cmdlets(self) -> list[str]:

@@ -88,6 +88,7 @@ def fleet(bind_server: BindServer, tmp_path: Path) -> Iterator[Fleet]:
         "O365DKIM_INTERVAL": "0.3",
         "O365DKIM_TIMEOUT": "60",
         "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
+        "O365DKIM_TOKEN_CACHE": "none",
     })
     yield Fleet(server, tenants, env)
     server.stop()

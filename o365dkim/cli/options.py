@@ -20,6 +20,13 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class LogFormat(str, Enum):
+    """Format of the log written to stderr."""
+
+    text = "text"
+    json = "json"
+
+
 Domain = Annotated[
     str, typer.Argument(help="Mail domain, such as contoso.com.", show_default=False)
 ]
@@ -45,8 +52,10 @@ Auth = Annotated[
     typer.Option(
         envvar="O365DKIM_AUTH",
         rich_help_panel=SIGN_IN,
-        help="Sign-in mode: certificate or device-code. Default: certificate when "
-        "--certificate is set.",
+        help="Sign-in mode. App-only: certificate, client-secret, federated, "
+        "managed-identity. A person: device-code, browser. Default: certificate when "
+        "--certificate is set, client-secret when --client-secret is, federated when "
+        "--federated-token-file is, otherwise device-code.",
     ),
 ]
 Certificate = Annotated[
@@ -63,7 +72,36 @@ CertificatePassword = Annotated[
         envvar="O365DKIM_CERTIFICATE_PASSWORD",
         rich_help_panel=SIGN_IN,
         show_default=False,
-        help="Password of the PFX or encrypted PEM. Prefer the environment variable.",
+        help="Password of the PFX or encrypted PEM, or keyring:NAME. Prefer the environment "
+        "variable or the keyring.",
+    ),
+]
+ClientSecret = Annotated[
+    str | None,
+    typer.Option(
+        envvar="O365DKIM_CLIENT_SECRET",
+        rich_help_panel=SIGN_IN,
+        show_default=False,
+        help="Client secret of the app (--auth client-secret), or keyring:NAME. Prefer the "
+        "environment variable or the keyring.",
+    ),
+]
+ManagedIdentityClientId = Annotated[
+    str | None,
+    typer.Option(
+        envvar="O365DKIM_MANAGED_IDENTITY_CLIENT_ID",
+        rich_help_panel=SIGN_IN,
+        help="Client ID of a user-assigned managed identity (--auth managed-identity). "
+        "Default: the system-assigned identity.",
+    ),
+]
+FederatedTokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar=["O365DKIM_FEDERATED_TOKEN_FILE", "AZURE_FEDERATED_TOKEN_FILE"],
+        rich_help_panel=SIGN_IN,
+        help="File holding the federated token (--auth federated), read for every sign-in. "
+        "Without it: O365DKIM_FEDERATED_TOKEN, or GitHub Actions' OIDC token.",
     ),
 ]
 Cloud = Annotated[
@@ -80,7 +118,19 @@ DnsProviderName = Annotated[
         "--dns-provider",
         envvar="O365DKIM_DNS_PROVIDER",
         rich_help_panel=DNS,
-        help="Where to publish the CNAMEs: manual, rfc2136, or an installed provider.",
+        help="Where to publish the CNAMEs: manual, rfc2136, powerdns, cloudflare, route53, "
+        "azure, lexicon:NAME (any dns-lexicon provider), or an installed provider.",
+    ),
+]
+DnsOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dns-option",
+        rich_help_panel=DNS,
+        show_default=False,
+        help="Option of the DNS provider as KEY=VALUE, such as api_url=http://ns1:8081; "
+        "repeat for each. VALUE may be keyring:NAME. Unset options fall back to "
+        "O365DKIM_<PROVIDER>_<KEY>.",
     ),
 ]
 Rfc2136Server = Annotated[
@@ -114,19 +164,18 @@ Nameservers = Annotated[
     list[str] | None,
     typer.Option(
         "--nameserver",
-        envvar="O365DKIM_NAMESERVERS",
         rich_help_panel=DNS,
-        help="Authoritative server to check, HOST[:PORT]; repeat for each. Replaces discovery.",
+        help="Authoritative server to check, HOST[:PORT]; repeat for each. Replaces "
+        "discovery. Environment: O365DKIM_NAMESERVERS, space-separated.",
     ),
 ]
 Resolvers = Annotated[
     list[str] | None,
     typer.Option(
         "--resolver",
-        envvar="O365DKIM_RESOLVERS",
         rich_help_panel=DNS,
         help="Resolver used to find the zone and its name servers, HOST[:PORT]. "
-        "Default: the system's.",
+        "Default: the system's. Environment: O365DKIM_RESOLVERS, space-separated.",
     ),
 ]
 Timeout = Annotated[
@@ -183,5 +232,22 @@ Debug = Annotated[
     bool,
     typer.Option(
         "--debug", envvar="O365DKIM_DEBUG", help="Log every call and show tracebacks on stderr."
+    ),
+]
+NoInput = Annotated[
+    bool,
+    typer.Option(
+        "--no-input",
+        envvar="O365DKIM_NO_INPUT",
+        help="Never prompt: a step that needs a person fails with exit code 2. "
+        "Always on when stdin is not a terminal.",
+    ),
+]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        envvar="O365DKIM_LOG_FORMAT",
+        help="Log format on stderr: text, or json for one JSON object per line.",
     ),
 ]

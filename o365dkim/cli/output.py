@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.status import Status
 
+from o365dkim.cli.logs import json_lines, notice
 from o365dkim.dns.records import CnameRecord
+from o365dkim.plan import PlanOutcome, PlanReport
 from o365dkim.reports import EnableReport, Event, Result
 
 _SYMBOLS = {
@@ -32,6 +34,8 @@ class TextReporter:
                 self._status.update(f"Waiting for DNS: {event.message}")
             return
         self._stop_spinner()
+        if event.kind in ("failed", "step"):
+            return  # the summary shows the error once; steps are for journals
         if event.kind == "manual":
             self._print_manual(event)
             return
@@ -67,10 +71,14 @@ class JsonReporter:
         self.err_console = err_console
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "manual":
-            self.err_console.print(
-                f"Publish: {event.data['zone_line']}", highlight=False, soft_wrap=True
-            )
+        if event.kind != "manual":
+            return
+        line = f"Publish: {event.data['zone_line']}"
+        if json_lines():
+            # With --log-format json every stderr line is a JSON object.
+            notice(line, domain=event.domain, host=event.data["host"], target=event.data["target"])
+        else:
+            self.err_console.print(line, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -96,12 +104,26 @@ def print_report_text(console: Console, report: EnableReport) -> None:
         if selector.key_published is False:
             key = "; CNAME correct, key not published behind the target yet"
         console.print(f"  {selector.host} -> {selector.target} ({mark}{key})", highlight=False)
+    for warning in report.warnings:
+        console.print(f"  warning: {warning}", highlight=False)
     for line in report.pending:
-        console.print(f"  missing: {line}", highlight=False)
+        console.print(f"  not visible yet: {line}", highlight=False)
     if report.result is Result.PENDING_DNS:
         console.print("  Run the same command again to continue.", highlight=False)
     if report.error is not None:
         console.print(f"  Error: {report.error}", highlight=False)
+
+
+def print_plan_text(console: Console, report: PlanReport) -> None:
+    """Print a plan for a person: the outcome, then the steps enable would take."""
+    headline = {
+        PlanOutcome.CHANGES: "enable would make these changes",
+        PlanOutcome.NOTHING_TO_DO: "nothing to do",
+        PlanOutcome.CONFLICT: "[red]conflict: enable would stop[/red]",
+    }[report.outcome]
+    console.print(f"{report.domain}: {headline}", highlight=False)
+    for number, step in enumerate(report.steps(), start=1):
+        console.print(f"  {number}. {step}", highlight=False, markup=False)
 
 
 def print_json(data: dict[str, Any]) -> None:
@@ -131,3 +153,43 @@ def print_records_text(console: Console, records: list[CnameRecord], changes: li
     console.print("Zone-file lines:", highlight=False)
     for record in records:
         console.print(f"  {record.zone_file_line()}", highlight=False, soft_wrap=True)
+
+
+def print_identity_text(console: Console, identity: dict[str, Any]) -> None:
+    """Print who is signed in (``login`` and ``whoami``) for a person; never the token."""
+    who = "App" if identity["kind"] == "app" else "User"
+    cache = identity["token_cache"]
+    source = "from the token cache" if identity["from_cache"] else "new"
+    console.print(
+        f"Signed in to tenant {identity['tenant_id']} ({identity['cloud']} cloud) with "
+        f"--auth {identity['auth']}",
+        highlight=False,
+        markup=False,
+    )
+    console.print(f"  {who}: {identity['subject']}", highlight=False, markup=False)
+    if identity["permissions"]:
+        permissions = ", ".join(identity["permissions"])
+        console.print(f"  Permissions: {permissions}", highlight=False, markup=False)
+    console.print(
+        f"  Token valid until {identity['expires_on']} ({source})", highlight=False, markup=False
+    )
+    console.print(f"  Token cache: {_cache_text(cache)}", highlight=False, markup=False)
+
+
+def print_logout_text(console: Console, data: dict[str, Any]) -> None:
+    """Print what ``logout`` removed from the token cache."""
+    removed = data["removed"]
+    console.print(
+        f"Removed {removed['accounts']} accounts, {removed['access_tokens']} access tokens and "
+        f"{removed['refresh_tokens']} refresh tokens from the token cache "
+        f"({_cache_text(data['token_cache'])}).",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _cache_text(cache: dict[str, Any]) -> str:
+    if not cache["persistent"]:
+        return "memory only, nothing kept after this run"
+    kind = "encrypted" if cache["encrypted"] else "unencrypted, readable only by you"
+    return f"{cache['location']}, {kind}"

@@ -132,11 +132,14 @@ class ExchangeClient:
             "X-AnchorMailbox": _anchor(token.tenant_id, token.app_only, token.subject),
             "Prefer": "odata.maxpagesize=1000",
         }
+        # The extra fields become keys of --log-format json lines.
+        ids = {"cmdlet": cmdlet, "client_request_id": request_id}
         log.debug(
             "POST InvokeCommand %s tenant=%s client-request-id=%s",
             cmdlet,
             token.tenant_id,
             request_id,
+            extra=ids,
         )
         try:
             response = self._session.post(
@@ -150,7 +153,11 @@ class ExchangeClient:
             ) from err
 
         log.debug(
-            "%s returned HTTP %d (client-request-id=%s)", cmdlet, response.status_code, request_id
+            "%s returned HTTP %d (client-request-id=%s)",
+            cmdlet,
+            response.status_code,
+            request_id,
+            extra=ids,
         )
         if response.status_code != 200:
             raise error_from_response(cmdlet, response, request_id)

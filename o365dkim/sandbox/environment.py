@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from o365dkim.auth.cache import CACHE_DISABLED
 from o365dkim.dns.provider import DnsProvider
 from o365dkim.dns.records import canonical_name
 from o365dkim.errors import ConfigurationError
@@ -54,6 +55,7 @@ class SandboxEnvironment:
         state_path: Path | None = None,
         secondary_lag: float = 3.0,
         latency: float = 0.0,
+        report_path: Path | None = None,
     ) -> None:
         self.wanted: dict[str, list[str]] = {}
         if domains or not tenants:
@@ -63,6 +65,7 @@ class SandboxEnvironment:
         self.state_path = state_path
         self.secondary_lag = secondary_lag
         self.latency = latency
+        self.report_path = report_path
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca: EphemeralCA | None = None
         self.dns: SandboxDnsServer | None = None
@@ -128,6 +131,7 @@ class SandboxEnvironment:
         try:
             if save:
                 self._save_state()
+            self._write_report()
         finally:
             if self.server is not None:
                 self.server.stop()
@@ -151,7 +155,7 @@ class SandboxEnvironment:
             certificate_password=None,
             client_secret=None,
             # Each run has a new server, so its tokens are of no use to the next run.
-            token_cache="none",
+            token_cache=CACHE_DISABLED,
             authority_host=self.server.base_url,
             api_base=self.server.base_url,
             ca_bundle=str(self.ca_bundle),
@@ -202,6 +206,21 @@ class SandboxEnvironment:
                 if domain not in tenant.accepted_domains:
                     tenant.accepted_domains.append(domain)
         return _unique_in_order(tenants, self.wanted)
+
+    def call_report(self) -> dict[str, Any]:
+        """Return the admin API calls per cmdlet and outcome, and the token requests."""
+        calls: dict[str, int] = {}
+        unique = {id(tenant): tenant for tenant in self.tenants.values()}
+        for tenant in unique.values():
+            for call in tenant.call_log:
+                key = f"{call.cmdlet} {call.outcome}"
+                calls[key] = calls.get(key, 0) + 1
+        tokens = sum(self.server.token_requests.values()) if self.server else 0
+        return {"tenants": len(unique), "calls": calls, "token_requests": tokens}
+
+    def _write_report(self) -> None:
+        if self.report_path is not None and self.tenants:
+            self.report_path.write_text(json.dumps(self.call_report(), indent=2), encoding="utf-8")
 
     def _load_state(self) -> dict[str, Any]:
         if self.state_path is None or not self.state_path.exists():
