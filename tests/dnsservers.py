@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.tsigkeyring
 import dns.update
 
@@ -509,3 +510,21 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def authoritative_cname_lookup(server: BindServer) -> Callable[[str], str | None]:
+    """Return a CNAME lookup that asks ``server`` directly with recursion off.
+
+    Sandbox tenants use it as their own CNAME check, the way Exchange checks the records.
+    """
+
+    def lookup(host: str) -> str | None:
+        query = dns.message.make_query(host, "CNAME")
+        query.flags &= ~dns.flags.RD
+        response = dns.query.udp(query, server.address, port=server.port, timeout=2)
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.CNAME:
+                return str(rrset[0].target.to_text(omit_final_dot=True)).lower()
+        return None
+
+    return lookup

@@ -18,18 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import dns.flags
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
 import typer
 import yaml
-from dnsservers import BindServer
+from dnsservers import BindServer, authoritative_cname_lookup
 from tenant_fixtures import TenantFactory, TenantHandle
 
 from o365dkim.cli.main import app
-from o365dkim.dns.records import canonical_name
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "automation"
@@ -38,21 +33,6 @@ RUNBOOK = EXAMPLES / "azure-automation-runbook.py"
 TICKET_STEP = EXAMPLES / "ticket-step.py"
 #: The console script installed next to this interpreter (pip install -e .).
 CONSOLE_SCRIPT = Path(sys.executable).parent / "o365dkim"
-
-
-def cname_lookup(server: BindServer):  # type: ignore[no-untyped-def]
-    """Return a CNAME lookup that queries ``server`` directly, as Exchange's own check does."""
-
-    def lookup(host: str) -> str | None:
-        query = dns.message.make_query(host, "CNAME")
-        query.flags &= ~dns.flags.RD
-        response = dns.query.udp(query, server.address, port=server.port, timeout=2)
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME:
-                return canonical_name(rrset[0].target.to_text())
-        return None
-
-    return lookup
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -99,7 +79,7 @@ def test_runbook_signs_in_as_managed_identity(
     bind_server: BindServer, make_tenant: TenantFactory, unique_label: str, tmp_path: Path
 ) -> None:
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=cname_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     handle.server.assign_managed_identity(handle.tenant.tenant_id)
     env = clean_env(tmp_path)
     env.update(handle.server.managed_identity_environment())
@@ -197,7 +177,7 @@ def test_workflow_steps_sign_in_federated(
     if not CONSOLE_SCRIPT.is_file():
         pytest.skip(f"no o365dkim console script next to {sys.executable}")
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=cname_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     github = handle.server.enable_github_actions("repo:contoso/dns:environment:microsoft-365")
     handle.server.add_federated_credential(
         handle.tenant.tenant_id, handle.client_id, github.issuer, github.subject

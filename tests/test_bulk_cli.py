@@ -15,14 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.flags
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
-from dnsservers import BindServer
+from dnsservers import BindServer, authoritative_cname_lookup
 
-from o365dkim.dns.records import canonical_name
 from o365dkim.sandbox.ca import EphemeralCA, make_client_certificate
 from o365dkim.sandbox.server import SandboxServer
 from o365dkim.sandbox.tenant import SandboxTenant, tenant_id_for
@@ -39,26 +34,13 @@ class Fleet:
     env: dict[str, str]
 
 
-def bind_lookup(server: BindServer):  # type: ignore[no-untyped-def]
-    def lookup(host: str) -> str | None:
-        query = dns.message.make_query(host, "CNAME")
-        query.flags &= ~dns.flags.RD
-        response = dns.query.udp(query, server.address, port=server.port, timeout=2)
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME:
-                return canonical_name(rrset[0].target.to_text())
-        return None
-
-    return lookup
-
-
 @pytest.fixture
 def fleet(bind_server: BindServer, tmp_path: Path) -> Iterator[Fleet]:
     label = uuid.uuid4().hex[:10]
     tenants = {
         name: SandboxTenant(name, tenant_id_for(name),
                             [f"d{i}.{name.split('.')[0]}-{label}.example.net" for i in range(8)],
-                            cname_lookup=bind_lookup(bind_server))
+                            cname_lookup=authoritative_cname_lookup(bind_server))
         for name in TENANTS
     }
     ca = EphemeralCA()

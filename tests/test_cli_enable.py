@@ -14,33 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dns.message
-import dns.query
-import dns.rdatatype
-from dnsservers import BindPair, BindServer
+from dnsservers import BindPair, BindServer, authoritative_cname_lookup
 from tenant_fixtures import TenantFactory, TenantHandle
 from typer.testing import CliRunner
 
 from o365dkim.cli.main import app
-from o365dkim.dns.records import canonical_name
 
 runner = CliRunner()
 JSON_KEYS = {"domain", "result", "enabled", "status", "key_size", "selectors", "changes", "error"}
-
-
-def authoritative_lookup(server: BindServer):  # type: ignore[no-untyped-def]
-    """Return a CNAME lookup that asks ``server`` directly, recursion off."""
-
-    def lookup(host: str) -> str | None:
-        query = dns.message.make_query(host, "CNAME")
-        query.flags &= ~dns.flags.RD
-        response = dns.query.udp(query, server.address, port=server.port, timeout=2)
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME:
-                return canonical_name(rrset[0].target.to_text())
-        return None
-
-    return lookup
 
 
 def rfc2136_env(handle: TenantHandle, primary: BindServer, resolver: str) -> dict[str, str]:
@@ -66,7 +47,7 @@ def test_enable_with_bind_pair(
     bind_pair: BindPair, make_tenant: TenantFactory, unique_label: str
 ) -> None:
     domain = f"{unique_label}.example.com"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_pair.secondary))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_pair.secondary))
     env = rfc2136_env(handle, bind_pair.primary, bind_pair.primary.address)
 
     code, first = invoke_json(["enable", domain], env)
@@ -91,7 +72,7 @@ def test_enable_with_nameserver_override(
     bind_server: BindServer, make_tenant: TenantFactory, unique_label: str
 ) -> None:
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     env = rfc2136_env(handle, bind_server, bind_server.server)
     env["O365DKIM_NAMESERVERS"] = bind_server.server
     code, report = invoke_json(["enable", domain], env)
@@ -103,7 +84,7 @@ def test_status_and_records_commands(
     bind_server: BindServer, make_tenant: TenantFactory, unique_label: str
 ) -> None:
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     env = {**handle.cli_env(), "O365DKIM_NAMESERVERS": bind_server.server,
            "O365DKIM_RESOLVERS": bind_server.server}
 
@@ -130,7 +111,7 @@ def test_enable_conflict_exit_code(
     bind_server: BindServer, make_tenant: TenantFactory, unique_label: str
 ) -> None:
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     env = rfc2136_env(handle, bind_server, bind_server.server)
     env["O365DKIM_NAMESERVERS"] = bind_server.server
     nsupdate(bind_server, f"update add selector2._domainkey.{domain}. 300 TXT \"hello\"\n")
@@ -146,7 +127,7 @@ def test_secrets_absent_from_output(
     bind_server: BindServer, make_tenant: TenantFactory, unique_label: str
 ) -> None:
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     env = rfc2136_env(handle, bind_server, bind_server.server)
     env["O365DKIM_NAMESERVERS"] = bind_server.server
     result = runner.invoke(app, ["enable", domain, "--debug"], env=env)
@@ -214,7 +195,7 @@ def test_manual_provider_waits_for_person(
 ) -> None:
     """The manual provider prints the records, then keeps checking until they appear."""
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     env = {key: value for key, value in os.environ.items() if not key.startswith("O365DKIM_")}
     env.update(handle.cli_env())
     env.update({"O365DKIM_NAMESERVERS": bind_server.server, "O365DKIM_RESOLVERS": bind_server.server,

@@ -16,18 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dns.flags
-import dns.message
-import dns.query
-import dns.rdatatype
 import jsonschema
 import pytest
-from dnsservers import BindServer
+from dnsservers import BindServer, authoritative_cname_lookup
 from tenant_fixtures import TenantFactory
 from typer.testing import CliRunner
 
 from o365dkim.cli.main import app
-from o365dkim.dns.records import canonical_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "docs" / "schema"
@@ -161,21 +156,6 @@ def test_every_schema_is_valid_draft_2020_12() -> None:
 # -- sign-in and DNS commands, against a sandbox tenant and BIND ------------------------------
 
 
-def authoritative_lookup(server: BindServer):  # type: ignore[no-untyped-def]
-    """Return a CNAME lookup that queries ``server`` directly, as Exchange's own check does."""
-
-    def lookup(host: str) -> str | None:
-        query = dns.message.make_query(host, "CNAME")
-        query.flags &= ~dns.flags.RD
-        response = dns.query.udp(query, server.address, port=server.port, timeout=2)
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME:
-                return canonical_name(rrset[0].target.to_text())
-        return None
-
-    return lookup
-
-
 def cli_json(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     result = runner.invoke(app, [*args, "--output", "json"], env=env)
     assert result.exit_code == 0, result.output
@@ -226,7 +206,7 @@ def test_bulk_outputs_match_schema(
     bind_server: BindServer, make_tenant: TenantFactory, unique_label: str, tmp_path: Path
 ) -> None:
     domain = f"{unique_label}.example.net"
-    handle = make_tenant([domain], cname_lookup=authoritative_lookup(bind_server))
+    handle = make_tenant([domain], cname_lookup=authoritative_cname_lookup(bind_server))
     env = {key: value for key, value in os.environ.items() if not key.startswith("O365DKIM_")}
     env.update({
         **handle.cli_env(),

@@ -22,16 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dns.flags
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
 from cryptography.hazmat.primitives import serialization
-from dnsservers import BindServer
+from dnsservers import BindServer, authoritative_cname_lookup
 from tenant_fixtures import TenantFactory, TenantHandle
-
-from o365dkim.dns.records import canonical_name
 
 TESTS = Path(__file__).resolve().parent
 CERT_PASSWORD = "pfx-Pass-3f9c1a7e-known"
@@ -119,19 +113,6 @@ class Scene:
         return run
 
 
-def cname_lookup(server: BindServer):  # type: ignore[no-untyped-def]
-    def lookup(host: str) -> str | None:
-        query = dns.message.make_query(host, "CNAME")
-        query.flags &= ~dns.flags.RD
-        response = dns.query.udp(query, server.address, port=server.port, timeout=2)
-        for rrset in response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME:
-                return canonical_name(rrset[0].target.to_text())
-        return None
-
-    return lookup
-
-
 def write_encrypted_certificate(handle: TenantHandle, path: Path) -> None:
     key = serialization.load_pem_private_key(handle.key_pem, password=None)
     encrypted = key.private_bytes(
@@ -172,7 +153,7 @@ def scene(bind_server: BindServer, tmp_path_factory: pytest.TempPathFactory) -> 
     factory = TenantFactory(root)
     try:
         domain = f"leak{os.getpid()}.example.net"
-        handle = factory([domain], cname_lookup=cname_lookup(bind_server))
+        handle = factory([domain], cname_lookup=authoritative_cname_lookup(bind_server))
         handle.server.add_client_secret(handle.tenant.tenant_id, handle.client_id, CLIENT_SECRET)
         folders = [root / name for name in ("inputs", "home", "work")]
         for folder in folders:
