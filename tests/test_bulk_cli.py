@@ -37,10 +37,16 @@ class Fleet:
 @pytest.fixture
 def fleet(bind_server: BindServer, tmp_path: Path) -> Iterator[Fleet]:
     label = uuid.uuid4().hex[:10]
+    # Each tenant's domains sit in another zone of the BIND server, so discovery and
+    # updates meet several zones in one run.
+    zones = dict(zip(TENANTS, ("example.net", "example.com", "example.org"), strict=True))
     tenants = {
-        name: SandboxTenant(name, tenant_id_for(name),
-                            [f"d{i}.{name.split('.')[0]}-{label}.example.net" for i in range(8)],
-                            cname_lookup=authoritative_cname_lookup(bind_server))
+        name: SandboxTenant(
+            name,
+            tenant_id_for(name),
+            [f"d{i}.{name.split('.')[0]}-{label}.{zones[name]}" for i in range(8)],
+            cname_lookup=authoritative_cname_lookup(bind_server),
+        )
         for name in TENANTS
     }
     ca = EphemeralCA()
