@@ -236,3 +236,23 @@ def test_plan_changes_nothing(make_fleet: Callable[..., Fleet], tmp_path: Path) 
     results = [o.result for o in outcomes]
     assert results == ["changes", "nothing_to_do", "invalid"]
     assert {c.cmdlet for c in fleet.handles[A].tenant.call_log} == {"Get-DkimSigningConfig"}
+
+
+def test_interrupt_lets_steps_finish(make_fleet: Callable[..., Fleet], tmp_path: Path) -> None:
+    """Ctrl-C stops scheduling but lets calls in flight finish and reach the journal."""
+    fleet = make_fleet({A: [f"a{i}.test" for i in range(8)]})
+    rows = csv_rows(tmp_path, "domain,tenant\n" + "".join(f"a{i}.test,{A}\n" for i in range(8)))
+    journal = Journal(tmp_path / "journal.sqlite")
+
+    def interrupt(outcome: RowOutcome, counts: object, total: int) -> None:
+        raise KeyboardInterrupt
+
+    runner = BulkRunner(rows, context_for=fleet.context_for, journal=journal, options=FAST,
+                        on_progress=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    counts = journal.step_counts()
+    journal.close()
+    started = counts.get(("create_config", "start"), 0)
+    assert started >= 1
+    assert counts.get(("create_config", "done"), 0) == started

@@ -9,6 +9,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from o365dkim.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS steps (
@@ -53,15 +56,20 @@ class Journal:
                 hint="Give a writable path with --journal, or remove a damaged journal file.",
             ) from err
         self._lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database; later writes (from steps still finishing) are dropped."""
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def record_step(self, row_key: str, step: str, phase: str) -> None:
         """Record that ``step`` of a row reached ``phase`` (start, done, rejected)."""
         with self._lock:
+            if self._closed:
+                log.debug("journal closed; not recording %s %s of %s", step, phase, row_key)
+                return
             self._db.execute(
                 "INSERT INTO steps (row_key, step, phase, at) VALUES (?, ?, ?, ?)",
                 (row_key, step, phase, time.time()),
@@ -70,6 +78,9 @@ class Journal:
     def record_result(self, row_key: str, report: dict[str, Any]) -> None:
         """Store a row's latest result and report, replacing an earlier one."""
         with self._lock:
+            if self._closed:
+                log.debug("journal closed; not recording the result of %s", row_key)
+                return
             self._db.execute(
                 "INSERT OR REPLACE INTO results (row_key, result, report, at) VALUES (?, ?, ?, ?)",
                 (row_key, str(report.get("result")), json.dumps(report), time.time()),

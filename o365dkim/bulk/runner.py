@@ -116,6 +116,7 @@ class BulkRunner:
         self._sequence = itertools.count()
         self._ready: collections.deque[_Item] = collections.deque()
         self._active: collections.Counter[str] = collections.Counter()
+        self._running: dict[Future[str], _Item] = {}
         self._lock = threading.Lock()
 
     @property
@@ -131,6 +132,9 @@ class BulkRunner:
         try:
             self._ready.extend(work)
             self._loop(service, checks)
+        except KeyboardInterrupt:
+            self._drain()
+            raise
         finally:
             service.shutdown(wait=False, cancel_futures=True)
             checks.shutdown(wait=False, cancel_futures=True)
@@ -249,7 +253,7 @@ class BulkRunner:
     # -- the scheduling loop ---------------------------------------------------------
 
     def _loop(self, service: ThreadPoolExecutor, checks: ThreadPoolExecutor) -> None:
-        running: dict[Future[str], _Item] = {}
+        running = self._running
         while self._ready or self._timers or running:
             self._release_due_timers(checks, running)
             self._dispatch(service, running)
@@ -264,6 +268,20 @@ class BulkRunner:
                 if item.stage != "dns":
                     self._active[item.tenant] -= 1
                 self._handle(item, future)
+
+    def _drain(self) -> None:
+        """Let the steps already in flight finish, so the journal records their outcome.
+
+        A second Ctrl-C stops at once; the journal still makes the rerun safe, because a
+        creation that was started but not confirmed is read before anything is created.
+        """
+        if not self._running:
+            return
+        log.warning(
+            "Interrupted: waiting for %d step(s) in flight to finish (Ctrl-C again to stop now)",
+            len(self._running),
+        )
+        wait(self._running)
 
     def _release_due_timers(
         self, checks: ThreadPoolExecutor, running: dict[Future[str], _Item]
