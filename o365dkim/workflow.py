@@ -7,6 +7,7 @@ callers decide how to show events and results.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,9 @@ from o365dkim.exchange.models import DkimConfig
 from o365dkim.reports import EnableReport, Event, EventSink, Result, SelectorState
 
 log = logging.getLogger(__name__)
+
+#: Reads of a config whose creation an interrupted run may have sent.
+_UNCONFIRMED_READS = 3
 
 
 @dataclass(frozen=True)
@@ -259,8 +263,10 @@ def _ensure_config(run: DomainRun, config: DkimConfig | None) -> DkimConfig:
 
 
 def _read_or_none(run: DomainRun) -> DkimConfig | None:
+    # A short read: long enough for replication lag, short enough not to stall a rerun.
+    options = dataclasses.replace(run.options, config_read_attempts=_UNCONFIRMED_READS)
     try:
-        return read_until_targets(run.exchange, run.domain, run.options, run.sleep)
+        return read_until_targets(run.exchange, run.domain, options, run.sleep)
     except ExchangeError:
         return None
 
@@ -274,6 +280,10 @@ def _create_config(run: DomainRun) -> DkimConfig | None:
         run.step("create_config", "done")
         run.emit("config", "A DKIM config already exists; reading it")
         return None
+    except O365DkimError:
+        # The service answered, so a rerun knows nothing was created.
+        run.step("create_config", "rejected")
+        raise
     run.step("create_config", "done")
     run.report.changes.append(f"created DKIM config ({key_size}-bit keys, signing off)")
     run.emit("config", f"Created the DKIM config with {key_size}-bit keys")
@@ -293,9 +303,8 @@ def read_until_targets(
         if current is not None and current.has_targets:
             return current
         if attempt < options.config_read_attempts:
-            log.info(
-                "%s: config has no selector targets yet, reading again in %.0f s", domain, wait
-            )
+            state = "has no selector targets" if current else "is not visible"
+            log.info("%s: the config %s yet, reading again in %.0f s", domain, state, wait)
             sleep(wait)
             wait = min(wait * 2, 30.0)
     raise ExchangeError(

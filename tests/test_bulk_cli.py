@@ -204,6 +204,28 @@ def test_bulk_sandbox_spreadsheet_inputs(tmp_path: Path, content: str, delimiter
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err + out
     with (tmp_path / "in.results.csv").open(encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle, delimiter=delimiter))
     assert rows[0]["result"] == "enabled"
     assert rows[0]["o365dkim_domain"] == "contoso.com"
+
+
+def test_bulk_unknown_profile_stops(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("domain,tenant\ncontoso.com,contoso.onmicrosoft.com\n", encoding="utf-8")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config-home")}
+    process = bulk([str(source), "--sandbox", "--profile", "ghost"], env, tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "Unknown profile 'ghost'" in err
+    assert not (tmp_path / "in.results.csv").exists()
+
+
+def test_bulk_results_folder_rejected(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("domain,tenant\ncontoso.com,contoso.onmicrosoft.com\n", encoding="utf-8")
+    (tmp_path / "out.csv").mkdir()
+    process = bulk([str(source), "--sandbox", "--results", str(tmp_path / "out.csv")],
+                   dict(os.environ), tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "it is a folder" in err

@@ -203,3 +203,45 @@ def test_journal_resume_facts(tmp_path: Path) -> None:
     journal.close()
     reopened = Journal(tmp_path / "j.sqlite")
     assert reopened.final_report("t|a.com") == {"result": "enabled"}
+
+
+def test_csv_multiline_cell_kept(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", f'domain,tenant,note\na.com,{TENANT},"line one\nline two"\n'
+                 f"b.com,{TENANT},x\n")
+    rows = read_bulk_csv(path).rows
+    assert [row.domain for row in rows] == ["a.com", "b.com"]
+    assert rows[0].cells["note"] == "line one\nline two"
+    assert [row.line for row in rows] == [2, 4]
+
+
+def test_csv_trailing_empty_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", f"domain;tenant;;\na.com;{TENANT};;\n")
+    data = read_bulk_csv(path)
+    assert data.header == ["domain", "tenant"]
+    assert data.rows[0].error is None
+
+
+def test_csv_extra_cells_invalid(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", f"domain,tenant\na.com,{TENANT},surprise\n")
+    assert "beyond the 2 columns" in (read_bulk_csv(path).rows[0].error or "")
+
+
+def test_csv_workbook_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"PK\x03\x04rest-of-a-zip")
+    with pytest.raises(InvalidInputError, match="Excel workbook"):
+        read_bulk_csv(path)
+
+
+def test_profile_unknown_key_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.a]\nclientid = "x"\n')
+    with pytest.raises(ConfigurationError, match="unknown setting.*clientid"):
+        load_profiles(config)
+
+
+def test_profile_dns_private_key_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.a]\n[profiles.a.dns]\nprivate_key = "-----BEGIN"\n')
+    with pytest.raises(ConfigurationError, match="plain-text secret in 'dns.private_key'"):
+        load_profiles(config)

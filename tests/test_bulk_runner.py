@@ -256,3 +256,35 @@ def test_interrupt_lets_steps_finish(make_fleet: Callable[..., Fleet], tmp_path:
     started = counts.get(("create_config", "start"), 0)
     assert started >= 1
     assert counts.get(("create_config", "done"), 0) == started
+
+
+def test_wildcard_without_domains_reported(make_fleet: Callable[..., Fleet], tmp_path: Path) -> None:
+    fleet = make_fleet({A: ["a1.test"]})
+    rows = csv_rows(tmp_path, f"domain,tenant\n*,{A}\n")
+    options = dataclasses.replace(FAST, exclude=("*.test",))
+    outcomes = BulkRunner(rows, context_for=fleet.context_for,
+                          journal=Journal(tmp_path / "j.sqlite"), options=options).run()
+    assert [o.result for o in outcomes] == ["no_domains"]
+
+
+def test_explicit_row_wins_over_wildcard(make_fleet: Callable[..., Fleet], tmp_path: Path) -> None:
+    fleet = make_fleet({A: ["a1.test", "a2.test"]})
+    rows = csv_rows(tmp_path, f"domain,tenant,ticket\n*,{A},T-1\na2.test,{A},T-2\n")
+    outcomes = BulkRunner(rows, context_for=fleet.context_for,
+                          journal=Journal(tmp_path / "j.sqlite"), options=FAST).run()
+    by_ticket = {(o.row.cells["ticket"], o.row.domain): o.result for o in outcomes}
+    assert by_ticket[("T-2", "a2.test")] == "enabled"
+    assert by_ticket[("T-1", "a2.test")] == "duplicate"
+    assert by_ticket[("T-1", "a1.test")] == "enabled"
+
+
+def test_rejected_creation_not_unconfirmed(
+    make_fleet: Callable[..., Fleet], tmp_path: Path
+) -> None:
+    """A New the service rejected is journaled as such, so a rerun does not wait to read it."""
+    fleet = make_fleet({A: ["a1.test"]})
+    rows = csv_rows(tmp_path, f"domain,tenant\nnotaccepted.test,{A}\n")
+    run(fleet, rows, tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite")
+    assert not journal.unconfirmed(f"{A}|notaccepted.test", "create_config")
+    assert journal.step_counts()[("create_config", "rejected")] == 1

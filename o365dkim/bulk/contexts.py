@@ -55,13 +55,13 @@ class ContextBuilder:
             settings = dataclasses.replace(settings, tenant=row.tenant)
         if row.dns_provider:
             settings = dataclasses.replace(settings, dns_provider=row.dns_provider)
-        if self.sandbox is not None:
-            settings = self.sandbox.apply(settings, tenant=settings.tenant)
         if not settings.tenant:
             raise ConfigurationError(
                 f"Line {row.line}: no tenant for {row.domain}.",
                 hint="Add a tenant column, a profile with a tenant, or --tenant.",
             )
+        if self.sandbox is not None:
+            settings = self.sandbox.apply(settings, tenant=settings.tenant)
         return settings
 
     def __call__(self, row: BulkRow) -> TenantContext:

@@ -39,6 +39,8 @@ class BulkRow:
     error: str | None = None
     #: Line of the first row with the same tenant and domain.
     duplicate_of: int | None = None
+    #: True for a row made from a ``domain=*`` row (it shares that row's line).
+    expanded: bool = False
 
     @property
     def key(self) -> str:
@@ -65,31 +67,56 @@ def read_bulk_csv(
 ) -> BulkInput:
     """Read and check a bulk CSV, raising InvalidInputError when the file cannot be used."""
     text = _decode(path)
-    # Physical line numbers are kept for messages. NOTE: a quoted cell spanning two lines
-    # is not supported, since no column of this file needs one.
-    lines = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    lines = _records(text, delimiter or _detect_delimiter(_first_content_line(text)))
     if not lines:
         raise InvalidInputError(
             f"Invalid CSV {path}: it has no header and no rows. "
             f"The first line must name the columns, such as {','.join(KNOWN_COLUMNS)}."
         )
-    chosen = delimiter or _detect_delimiter(lines[0][1])
-    header = [cell.strip().lower() for cell in _split(lines[0][1], chosen)]
-    _check_header(path, header, chosen)
+    chosen = delimiter or _detect_delimiter(_first_content_line(text))
+    header = _header(path, lines[0][1], chosen)
 
-    rows = [
-        _row(number, header, _split(line, chosen), default_tenant) for number, line in lines[1:]
-    ]
+    rows = [_row(number, header, values, default_tenant) for number, values in lines[1:]]
     _mark_duplicates(rows)
     return BulkInput(header, rows, chosen)
 
 
-def _split(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader(io.StringIO(line), delimiter=delimiter), [])
+def _first_content_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line
+    return ""
+
+
+def _records(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """Return (first line number, cells) of each record, without blank and comment lines.
+
+    The csv module reads the whole text, so a quoted cell may span lines (Alt+Enter in
+    Excel) and the line numbers that messages quote stay right.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = []
+    previous_end = 0
+    for cells in reader:
+        start, previous_end = previous_end + 1, reader.line_num
+        if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        records.append((start, cells))
+    return records
+
+
+def _header(path: Path, cells: Sequence[str], delimiter: str) -> list[str]:
+    header = [cell.strip().lower() for cell in cells]
+    while header and header[-1] == "":
+        header.pop()  # spreadsheets add empty columns at the end
+    if "" in header:
+        position = header.index("") + 1
+        raise InvalidInputError(
+            f"Invalid CSV {path}: column {position} of the header has no name. "
+            f"Expected columns: {', '.join(KNOWN_COLUMNS)}."
+        )
+    _check_header(path, header, delimiter)
+    return header
 
 
 def _decode(path: Path) -> str:
@@ -97,6 +124,11 @@ def _decode(path: Path) -> str:
         data = path.read_bytes()
     except OSError as err:
         raise InvalidInputError(f"Cannot read {path}: {err.strerror}.") from err
+    if data.startswith(b"PK\x03\x04"):
+        raise InvalidInputError(
+            f"Invalid CSV {path}: it is a zip file, such as an Excel workbook (.xlsx). "
+            "Save it as 'CSV UTF-8' from the spreadsheet."
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -138,6 +170,13 @@ def _row(
 ) -> BulkRow:
     cells = {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(header)}
     row = BulkRow(line=line, domain=cells.get("domain", ""), cells=cells)
+    extra = [value for value in values[len(header) :] if value.strip()]
+    if extra:
+        row.error = (
+            f"Invalid row: it has cells beyond the {len(header)} columns of the header "
+            f"({', '.join(extra[:3])})."
+        )
+        return row
     row.tenant = cells.get("tenant") or default_tenant or None
     row.profile = cells.get("profile") or None
     row.dns_provider = cells.get("dns_provider") or None

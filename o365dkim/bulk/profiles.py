@@ -46,7 +46,18 @@ KEYRING_PREFIX = "keyring:"
 _PLAIN = ("tenant", "client_id", "auth", "cloud", "dns_provider", "managed_identity_client_id")
 _PATHS = ("certificate", "federated_token_file")
 _SECRETS = ("certificate_password", "client_secret")
-_SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey")
+_SECRET_WORDS = (
+    "secret",
+    "password",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "account_info",
+)
+#: Every key a profile may hold besides its [dns] table.
+PROFILE_KEYS = frozenset((*_PLAIN, *_PATHS, *_SECRETS))
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,12 @@ def _profile(name: str, body: Any, path: Path) -> Profile:
     if not isinstance(body, dict):
         raise ConfigurationError(f"Invalid config file {path}: [profiles.{name}] must be a table.")
     values = {key: str(value) for key, value in body.items() if key != "dns"}
+    unknown = sorted(set(values) - PROFILE_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"Invalid config file {path}: profile '{name}' has unknown setting(s) "
+            f"{', '.join(unknown)}. Known: {', '.join(sorted(PROFILE_KEYS))}."
+        )
     dns = body.get("dns", {})
     if not isinstance(dns, dict):
         raise ConfigurationError(

@@ -36,6 +36,8 @@ RESULT_COLUMNS = (
 
 def check_results_path(path: Path) -> None:
     """Raise InvalidInputError unless ``path`` ends in .csv or .json and its folder is writable."""
+    if path.is_dir():
+        raise InvalidInputError(f"Invalid --results {path}: it is a folder; give a file name.")
     if path.suffix.lower() not in (".csv", ".json"):
         raise InvalidInputError(f"Invalid --results {path}: the name must end in .csv or .json.")
     folder = path.parent if str(path.parent) else Path(".")
@@ -48,13 +50,19 @@ def escape_cell(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
-def write_results(path: Path, header: Sequence[str], outcomes: Sequence[RowOutcome]) -> None:
-    """Write one row per domain: the input columns, then the result fields."""
+def write_results(
+    path: Path, header: Sequence[str], outcomes: Sequence[RowOutcome], *, delimiter: str = ","
+) -> None:
+    """Write one row per domain: the input columns, then the result fields.
+
+    A CSV uses the input's delimiter, so a spreadsheet in a semicolon locale opens it as
+    it opened the input.
+    """
     partial = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".json":
         partial.write_text(json.dumps([_json_row(o) for o in outcomes], indent=2), encoding="utf-8")
     else:
-        _write_csv(partial, header, outcomes)
+        _write_csv(partial, header, outcomes, delimiter)
     os.replace(partial, path)
 
 
@@ -62,14 +70,16 @@ def _json_row(outcome: RowOutcome) -> dict[str, Any]:
     return {**outcome.report, "line": outcome.row.line, "input": dict(outcome.row.cells)}
 
 
-def _write_csv(path: Path, header: Sequence[str], outcomes: Sequence[RowOutcome]) -> None:
+def _write_csv(
+    path: Path, header: Sequence[str], outcomes: Sequence[RowOutcome], delimiter: str
+) -> None:
     input_columns = list(header)
     # A result column whose name the input already uses gets a prefix instead of hiding it.
     result_columns = {
         name: name if name not in input_columns else f"o365dkim_{name}" for name in RESULT_COLUMNS
     }
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, delimiter=delimiter)
         writer.writerow(input_columns + list(result_columns.values()))
         for outcome in outcomes:
             flat = _flatten(outcome)

@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 #: Result values a bulk row can end with, beyond those of ``enable``.
 INVALID = "invalid"
 DUPLICATE = "duplicate"
-DONE_RESULTS = frozenset({"enabled", "already_enabled", DUPLICATE})
+#: A ``domain=*`` row whose tenant has no accepted custom domain left to enable.
+NO_DOMAINS = "no_domains"
+#: Rows the run had not finished when it was interrupted (results file only).
+INTERRUPTED = "interrupted"
+DONE_RESULTS = frozenset({"enabled", "already_enabled", DUPLICATE, NO_DOMAINS})
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class BulkRunner:
         self._ready: collections.deque[_Item] = collections.deque()
         self._active: collections.Counter[str] = collections.Counter()
         self._running: dict[Future[str], _Item] = {}
+        #: Rows finished by an earlier run of the same journal, reported without any call.
+        self.reused = 0
         self._lock = threading.Lock()
 
     @property
@@ -178,6 +184,16 @@ class BulkRunner:
             return False
         return True
 
+    def unfinished_outcomes(self) -> list[RowOutcome]:
+        """Return an ``interrupted`` outcome for every row the run had not finished."""
+        done = {id(outcome.row) for outcome in self.outcomes}
+        note = "The run stopped before this row finished; run the same command again."
+        return [
+            RowOutcome(row, _synthetic(row, INTERRUPTED, None, note))
+            for row in self.rows
+            if id(row) not in done and not row.wildcard
+        ]
+
     def ordered_outcomes(self) -> list[RowOutcome]:
         """Return the outcomes so far in input order."""
         order = {id(row): index for index, row in enumerate(self.rows)}
@@ -220,8 +236,16 @@ class BulkRunner:
             and not any(fnmatch.fnmatch(item.domain, pattern) for pattern in self.options.exclude)
         ]
         log.info("Tenant %s: domain=* covers %d domains", row.tenant, len(names))
+        if not names:
+            self._finish_synthetic(
+                row,
+                NO_DOMAINS,
+                None,
+                message="The tenant has no accepted custom domain (after --exclude).",
+            )
         return [
-            replace(row, domain=name, cells={**row.cells, "domain": name}) for name in sorted(names)
+            replace(row, domain=name, cells={**row.cells, "domain": name}, expanded=True)
+            for name in sorted(names)
         ]
 
     def _screen(self, row: BulkRow) -> _Item | None:
@@ -229,6 +253,7 @@ class BulkRunner:
             return None
         stored = self.journal.final_report(row.key)
         if stored is not None:
+            self.reused += 1
             self._finish(RowOutcome(row, stored), journal=False)
             return None
         return _Item(row, self._domain_run(row), row.tenant or "")
@@ -432,13 +457,20 @@ def _synthetic(
 
 
 def _drop_repeats(rows: Sequence[BulkRow]) -> list[BulkRow]:
-    """Mark rows that ``domain=*`` expanded to a domain another row already names."""
+    """Mark rows that ``domain=*`` expanded to a domain another row already names.
+
+    A row written out in the file wins over an expanded one, so its own columns (a ticket
+    number, say) get the result.
+    """
     seen: dict[str, int] = {}
     for row in rows:
-        if row.error or row.duplicate_of is not None or row.wildcard:
+        if not (row.error or row.duplicate_of is not None or row.expanded):
+            seen.setdefault(row.key, row.line)
+    for row in rows:
+        if row.error or row.duplicate_of is not None or not row.expanded:
             continue
-        if row.key in seen and seen[row.key] != row.line:
+        if row.key in seen:
             row.duplicate_of = seen[row.key]
         else:
-            seen.setdefault(row.key, row.line)
+            seen[row.key] = row.line
     return list(rows)

@@ -99,6 +99,7 @@ def bulk(  # noqa: PLR0917 -- a typer command takes one parameter per option
     interval: opt.Interval = 15.0,
     output: opt.Output = opt.OutputFormat.text,
     sandbox: opt.Sandbox = False,
+    sandbox_state: opt.SandboxState = None,
     sandbox_latency: Annotated[
         float, typer.Option(hidden=True, min=0, help="Seconds added to each sandbox API call.")
     ] = 0.0,
@@ -119,7 +120,8 @@ def bulk(  # noqa: PLR0917 -- a typer command takes one parameter per option
 
     Every step is journaled: after an interruption, run the same command again to continue.
     Exit codes: 0 every row done, 2 unusable input, 4 some rows failed, are invalid or
-    are waiting for DNS (run the same command again later), 130 interrupted.
+    are waiting for DNS (run the same command again later), 130 interrupted. With --plan:
+    0 when every row can run, 4 when a row is invalid, failed or has a conflict.
     """
     from o365dkim.cli.bulk_run import run_bulk
     from o365dkim.cli.runtime import run_command

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,9 @@ def run_bulk(args: dict[str, Any]) -> int:
     if delimiter is not None and len(delimiter) != 1:
         raise InvalidInputError(f"Invalid --delimiter {delimiter!r}: give one character.")
     profiles = load_profiles(args.get("config"))
+    if args.get("profile"):
+        profiles = dataclasses.replace(profiles, default_profile=args["profile"])
+        profiles.get(None)  # an unknown --profile stops here, before any work
     default_tenant = args.get("tenant") or profiles.default_tenant
     data = read_bulk_csv(file, delimiter=delimiter, default_tenant=default_tenant)
 
@@ -48,8 +52,8 @@ def run_bulk(args: dict[str, Any]) -> int:
     journal_path: Path = args.get("journal") or results_path.with_name(
         f"{results_path.name}.journal.sqlite"
     )
-    settings = settings_from_args({**args, "sandbox_state": None})
-    check_arguments({**args, "sandbox_state": None}, settings)
+    settings = settings_from_args(args)
+    check_arguments(args, settings)
     options = _options(args)
     output: OutputFormat = args["output"]
 
@@ -105,6 +109,7 @@ def _sandbox(args: dict[str, Any], data: BulkInput) -> Iterator[Any]:
             tenants[row.tenant].extend([] if row.wildcard else [row.domain])
     with SandboxEnvironment(
         tenants=tenants,
+        state_path=args.get("sandbox_state"),
         latency=float(args.get("sandbox_latency") or 0.0),
         secondary_lag=float(args.get("sandbox_lag") or 0.0),
         report_path=args.get("sandbox_report"),
@@ -146,7 +151,15 @@ def _run(
     finally:
         journal.close()
         if runner is not None and runner.outcomes:
-            write_results(results_path, data.header, runner.ordered_outcomes())
+            outcomes = runner.ordered_outcomes() + runner.unfinished_outcomes()
+            write_results(results_path, data.header, outcomes, delimiter=data.delimiter)
+        if runner is not None and runner.reused:
+            log.warning(
+                "%d row(s) were already finished by an earlier run (journal %s); they were "
+                "not touched again.",
+                runner.reused,
+                journal.path,
+            )
 
 
 def _show_summary(outcomes: list[RowOutcome], output: OutputFormat, results_path: Path) -> None:
@@ -156,7 +169,7 @@ def _show_summary(outcomes: list[RowOutcome], output: OutputFormat, results_path
             {
                 "summary": dict(sorted(counts.items())),
                 "results": str(results_path),
-                "rows": [{**o.report, "line": o.row.line} for o in outcomes],
+                "rows": [_json_row(o) for o in outcomes],
             }
         )
         return
@@ -180,7 +193,7 @@ def _show_summary(outcomes: list[RowOutcome], output: OutputFormat, results_path
 
 def _show_plan(outcomes: list[RowOutcome], output: OutputFormat) -> None:
     if output is OutputFormat.json:
-        print_json({"rows": [{**o.report, "line": o.row.line} for o in outcomes]})
+        print_json({"rows": [_json_row(o) for o in outcomes]})
         return
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title="Bulk plan (nothing was changed)")
@@ -191,6 +204,15 @@ def _show_plan(outcomes: list[RowOutcome], output: OutputFormat) -> None:
         detail = "; ".join(steps) if steps else _problem(outcome)
         table.add_row(str(outcome.row.line), outcome.row.tenant or "", outcome.row.domain, detail)
     console.print(table)
+
+
+def _json_row(outcome: RowOutcome) -> dict[str, Any]:
+    return {
+        **outcome.report,
+        "line": outcome.row.line,
+        "tenant": outcome.row.tenant,
+        "input": dict(outcome.row.cells),
+    }
 
 
 def _problem(outcome: RowOutcome) -> str:

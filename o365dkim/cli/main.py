@@ -1,7 +1,8 @@
 """The ``o365dkim`` command: enable, status, records, plan.
 
 Exit codes: 0 done, 1 failed (or, for plan, a conflict), 2 invalid input, usage, or a step
-that needs a person while input is off, 3 waiting for DNS (run again), 130 interrupted.
+that needs a person while input is off, 3 waiting for DNS (run again), 4 bulk rows not all
+done, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ app = typer.Typer(
     help="Enable DKIM signing for Microsoft 365 domains, end to end.\n\n"
     "Exit codes: 0 done, 1 failed (plan: conflict), 2 invalid input or usage, or a step "
     "needs a person while input is off, 3 waiting for DNS (run the same command again), "
-    "130 interrupted.",
+    "4 bulk: some rows failed, are invalid or are waiting for DNS, 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
