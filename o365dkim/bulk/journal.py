@@ -1,8 +1,8 @@
 """The SQLite journal of a bulk run: every step of every row, before and after it happens.
 
-Running the same command again reads the journal: finished rows are not touched, and a
+Running the same command again reads the journal, and finished rows are not touched. A
 row whose config creation started but was never confirmed is read before anything is
-created, so an interrupted run (Ctrl-C, a crash, ``kill -9``) loses nothing and repeats
+created. So an interrupted run (Ctrl-C, a crash, ``kill -9``) loses nothing and repeats
 nothing.
 """
 
