@@ -154,6 +154,8 @@ def test_sandbox_runs_twice_with_state(tmp_path: Path) -> None:
                          "--sandbox-state", str(state)], tmp_path)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["result"] == "enabled"
+    # F3: targets are published as Exchange returns them, mixed-case prefix included.
+    assert "O365DkimSandbox" in json.loads(first.stdout)["selectors"][0]["target"]
 
     second = run_console(["enable", "example.com", "--sandbox", "--output", "json",
                           "--sandbox-state", str(state)], tmp_path)

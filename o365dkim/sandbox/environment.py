@@ -254,6 +254,11 @@ class SandboxEnvironment:
 
 
 def _new_tenant(key: str, lookup: Any, publish: Any) -> SandboxTenant:
+    if key == TENANT_NAME.lower():
+        # The default tenant keeps its mixed-case prefix, which Exchange copies into targets.
+        return SandboxTenant(
+            TENANT_NAME, tenant_id_for(TENANT_NAME), [], cname_lookup=lookup, publish_key=publish
+        )
     if _GUID.match(key):
         return SandboxTenant(
             f"tenant-{key[:8]}.onmicrosoft.com", key, [], cname_lookup=lookup, publish_key=publish
