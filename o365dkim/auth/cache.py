@@ -36,7 +36,7 @@ PersistenceFactory = Callable[[str], Any]
 
 @dataclass(frozen=True)
 class CacheSummary:
-    """How many accounts and tokens a token cache holds (never the tokens themselves)."""
+    """Counts of the accounts and tokens in a token cache (never the tokens themselves)."""
 
     accounts: int
     access_tokens: int
@@ -76,7 +76,7 @@ class TokenCacheStore:
         return self._persistence is not None
 
     def summary(self) -> CacheSummary:
-        """Return how many accounts and tokens the cache holds now."""
+        """Return how many accounts and tokens the cache contains now."""
         return _summarize(self._load_state())
 
     def clear(self) -> CacheSummary:

@@ -60,7 +60,7 @@ class ExistingRecord:
 
 
 class PublishAction(str, enum.Enum):
-    """What a provider did to make a CNAME exist."""
+    """Action a provider took to make a CNAME exist."""
 
     CREATED = "created"
     UNCHANGED = "unchanged"
@@ -69,7 +69,7 @@ class PublishAction(str, enum.Enum):
 
 
 class PlanAction(str, enum.Enum):
-    """What publishing a CNAME would do, found without changing anything."""
+    """Planned action of publishing a CNAME, found without changing anything."""
 
     CREATE = "create"
     UNCHANGED = "unchanged"
