@@ -281,7 +281,7 @@ def _create_config(run: DomainRun) -> DkimConfig | None:
         run.emit("config", "A DKIM config already exists; reading it")
         return None
     except O365DkimError:
-        # The service answered, so a rerun knows nothing was created.
+        # The service responded with an error, so a rerun knows nothing was created.
         run.step("create_config", "rejected")
         raise
     run.step("create_config", "done")

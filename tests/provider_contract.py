@@ -10,7 +10,7 @@ A provider's test file subclasses ProviderContract and supplies four fixtures:
 
 Providers whose records can be proxied, flattened or disabled also override
 ``seed_unserved``: ``seed_unserved(host, target)`` puts a CNAME to ``target`` at ``host``
-that DNS does not serve as a CNAME; UnservedRecordContract holds those cases.
+that DNS does not serve as a CNAME; UnservedRecordContract contains those cases.
 
 The read-back cases seed what a faulty write would have left (the zone appended to the
 name, or to the target) and call ``verify_written``, so they run against each provider's

@@ -49,15 +49,18 @@ def fleet(bind_server: BindServer, tmp_path: Path) -> Iterator[Fleet]:
         )
         for name in TENANTS
     }
+
     ca = EphemeralCA()
     server = SandboxServer(ca, tenants.values())
     server.start()
+
     key_pem, cert_pem = make_client_certificate("bulk test app")
     certificate = tmp_path / "app.pem"
     certificate.write_bytes(key_pem + cert_pem)
     client_id = str(uuid.uuid4())
     for tenant in tenants.values():
         server.register_app(tenant.tenant_id, client_id, cert_pem)
+
     env = {key: value for key, value in os.environ.items() if not key.startswith("O365DKIM_")}
     env.update({
         "O365DKIM_AUTHORITY_HOST": server.base_url,

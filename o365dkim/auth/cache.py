@@ -2,7 +2,7 @@
 
 msal-extensions encrypts with DPAPI on Windows, the Keychain on macOS and libsecret (Secret
 Service) on Linux. Where that backend is missing, as on most servers and containers, the
-cache falls back to a plain JSON file created with mode 0600, and one warning says so.
+cache falls back to a plain JSON file created with mode 0600, and one warning reports it.
 """
 
 from __future__ import annotations

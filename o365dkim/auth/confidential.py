@@ -67,7 +67,7 @@ def _check_pfx(path: Path, password: str | None) -> None:
             hint=_PASSWORD_HINT,
         ) from err
     if key is None:
-        raise ConfigurationError(f"The PFX file {path} holds no private key.")
+        raise ConfigurationError(f"The PFX file {path} contains no private key.")
 
 
 def _check_pem_key(path: Path, text: str, password: str | None) -> None:

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_PENDING = 0, 1, 3
 #: In --sandbox runs the secondary lags by seconds, so checks run at least this often.
 SANDBOX_MAX_INTERVAL = 1.0
-#: Longest --timeout accepted, in seconds; Microsoft says its own CNAME check can take days.
+#: Longest --timeout accepted, in seconds. Microsoft documents that its own CNAME check
+#: can take up to 4 days.
 MAX_TIMEOUT = 7 * 24 * 3600.0
 
 

@@ -143,7 +143,10 @@ class SandboxEnvironment:
 
     def apply(self, settings: Settings, tenant: str | None = None) -> Settings:
         """Return ``settings`` pointed at the sandbox: sign-in, admin API, CA and DNS."""
-        assert self.server and self.dns and self.certificate and self.ca_bundle
+        assert self.server is not None, "start() first"
+        assert self.dns is not None, "start() first"
+        assert self.certificate is not None, "start() first"
+        assert self.ca_bundle is not None, "start() first"
         chosen = self.tenants[tenant.lower()] if tenant else self.tenant
         servers = [f"{host}:{port}" for host, port in (self.dns.primary, self.dns.secondary)]
         return dataclasses.replace(
